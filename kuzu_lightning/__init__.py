@@ -1,0 +1,10 @@
+"""kuzu_lightning: Kuzushiji recognition with PyTorch Lightning.
+
+A page scan goes in; every character on it comes out as a Unicode code point with its position,
+scored by the Kaggle "Kuzushiji Recognition" (2019) F1.
+"""
+
+from kuzu_lightning.metrics import KuzushijiF1
+
+__all__ = ["KuzushijiF1"]
+__version__ = "0.1.0"
