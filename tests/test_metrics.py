@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from kuzu_lightning.data.kaggle import DataFormatError
-from kuzu_lightning.metrics import KuzushijiF1, f1_summary, score_csv, score_frames
+from kuzu_lightning.metrics import KuzushijiF1, f1_summary, main, score_csv, score_frames
 
 A, B = "U+3042", "U+3044"
 
@@ -173,16 +173,23 @@ def test_cli_prints_one_json_object_last(tmp_path):
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert set(result) >= {"f1", "precision", "recall", "tp", "fp", "fn"}
     assert (result["tp"], result["fp"], result["fn"]) == kaggle_loop(submission, solution)
-    assert result == {k: v for k, v in score_csv(sub, sol).items()}
+    assert result == score_csv(sub, sol)
 
 
-def test_cli_reports_bad_input_with_the_file_and_row(tmp_path):
+def test_cli_reports_bad_input_with_the_file_and_row(tmp_path, capsys):
     sub = write_csv(tmp_path / "submission.csv", {"a": f"{A} 1"})
     sol = write_csv(tmp_path / "solution.csv", {"a": ""})
-    run = subprocess.run([sys.executable, "-m", "kuzu_lightning.metrics", str(sub), str(sol)],
-                         capture_output=True, text=True)
-    assert run.returncode == 2
-    assert f"{sub}, row 2" in run.stderr
+    with pytest.raises(SystemExit) as exit_:
+        main([str(sub), str(sol)])
+    assert exit_.value.code == 2
+    assert f"{sub}, row 2: prediction has 2 tokens" in capsys.readouterr().err
+
+
+def test_cli_class_agnostic_ignores_code_points(tmp_path):
+    sub = write_csv(tmp_path / "submission.csv", {"a": f"{B} 5 5"})
+    sol = write_csv(tmp_path / "solution.csv", {"a": f"{A} 0 0 10 10"})
+    assert main([str(sub), str(sol)])["f1"] == 0.0
+    assert main([str(sub), str(sol), "--class-agnostic"])["f1"] == 1.0
 
 
 def to_tensors(rows: dict[str, str], classes: dict[str, int], fields: int) -> list[dict]:

@@ -84,9 +84,10 @@ def _glyph(char: str, size: int, stroke: int) -> np.ndarray:
     core = font.getmask(char)
     glyph = np.asarray(core, dtype=np.uint8).reshape(core.size[1], core.size[0])
     mask[stroke + 1:stroke + 1 + glyph.shape[0], stroke + 1:stroke + 1 + glyph.shape[1]] = glyph
-    if stroke != 1:
-        kernel = np.ones((2, 2), np.uint8)
-        mask = cv2.dilate(mask, kernel) if stroke > 1 else cv2.erode(mask, kernel)
+    if stroke > 1:
+        mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
+    elif stroke < 1 and size >= 24:  # thinner strokes; small glyphs would vanish
+        mask = cv2.erode(mask, np.ones((2, 2), np.uint8))
     ys, xs = np.nonzero(mask > 40)
     if len(ys) == 0:
         raise ValueError(f"the font has no ink for {char!r} (U+{ord(char):04X})")

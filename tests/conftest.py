@@ -1,0 +1,22 @@
+"""Shared fixtures: a small synthetic Kaggle-layout dataset, and the real sample when present."""
+
+from pathlib import Path
+
+import pytest
+
+from kuzu_lightning.data.synthetic import generate
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "kuzushiji-real"
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    """Nine train pages from three books and three test pages, 640 px high (generated once)."""
+    return generate(tmp_path_factory.mktemp("synthetic"), pages=9, test_pages=3, seed=0, height=640)
+
+
+@pytest.fixture(scope="session")
+def real_dir() -> Path:
+    if not (REAL_DATA / "train.csv").is_file():
+        pytest.skip(f"the real Kaggle sample is not at {REAL_DATA}")
+    return REAL_DATA

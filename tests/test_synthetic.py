@@ -1,0 +1,85 @@
+"""The built-in synthetic dataset: Kaggle layout, labels on the ink, books, determinism."""
+
+import filecmp
+
+import numpy as np
+import pandas as pd
+
+from kuzu_lightning.data.images import decode_page
+from kuzu_lightning.data.kaggle import (
+    Vocabulary, book_kfold, load_test_ids, load_train_pages, read_labels_csv, read_sample_submission,
+)
+from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY, ensure_dataset, generate, main
+
+
+def test_writes_the_kaggle_layout(synthetic_dir):
+    for name in ("train.csv", "unicode_translation.csv", "sample_submission.csv", "test_solution.csv"):
+        assert (synthetic_dir / name).is_file()
+    assert len(list((synthetic_dir / "train_images").glob("*.jpg"))) == 9
+    test_ids = read_sample_submission(synthetic_dir / "sample_submission.csv")
+    assert sorted(test_ids) == sorted(p.stem for p in (synthetic_dir / "test_images").glob("*.jpg"))
+    assert all(i.startswith("test_") for i in test_ids)
+    assert [p.image_id for p in read_labels_csv(synthetic_dir / "test_solution.csv")] == test_ids
+    assert (pd.read_csv(synthetic_dir / "sample_submission.csv", keep_default_na=False)["labels"] == "").all()
+
+
+def test_labels_load_cleanly_through_the_data_layer(synthetic_dir, caplog):
+    vocabulary = Vocabulary.from_csv(synthetic_dir / "unicode_translation.csv")
+    assert len(vocabulary) == len(DEFAULT_VOCABULARY) >= 200
+    pages = load_train_pages(synthetic_dir, vocabulary)  # raises on a code point outside the table
+    assert len(pages) == 9 and not caplog.records  # nothing clipped, dropped or skipped
+    assert all(len(page) >= 20 for page in pages)
+    assert len({c for page in pages for c in page.codes}) > 50
+
+
+def test_every_box_is_on_its_page_and_holds_ink(synthetic_dir):
+    for page in load_train_pages(synthetic_dir):
+        image = decode_page(page.image_path).astype(np.float32).mean(axis=2)
+        assert image.shape == (page.height, page.width) == (640, image.shape[1])
+        boxes = page.boxes.astype(int)
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= page.width).all() and (boxes[:, 3] <= page.height).all()
+        inside = np.zeros(image.shape, bool)
+        for x1, y1, x2, y2 in boxes:
+            inside[y1:y2, x1:x2] = True
+            assert image[y1:y2, x1:x2].min() < image.mean() - 60  # each box holds dark ink
+        assert image[inside].mean() < image[~inside].mean() - 20
+
+
+def test_pages_come_from_several_books_that_look_different(synthetic_dir):
+    pages = load_train_pages(synthetic_dir)
+    books = sorted({p.book for p in pages})
+    assert books == ["synth000", "synth001", "synth002"]
+    paper = {b: np.median(np.concatenate([decode_page(p.image_path)[:20].reshape(-1, 3) for p in pages if p.book == b]), 0)
+             for b in books}
+    assert min(np.abs(paper[a] - paper[b]).sum() for a in books for b in books if a < b) > 10
+    train, val = book_kfold(pages, 3, 0)
+    assert {p.book for p in val}.isdisjoint({p.book for p in train})
+
+
+def test_same_seed_same_bytes_other_seed_other_pages(tmp_path):
+    a = generate(tmp_path / "a", pages=2, test_pages=1, seed=3, height=400)
+    b = generate(tmp_path / "b", pages=2, test_pages=1, seed=3, height=400)
+    c = generate(tmp_path / "c", pages=2, test_pages=1, seed=4, height=400)
+    for name in ("train.csv", "test_solution.csv", "sample_submission.csv", "unicode_translation.csv"):
+        assert filecmp.cmp(a / name, b / name, shallow=False)
+    for image in (a / "train_images").glob("*.jpg"):
+        assert filecmp.cmp(image, b / "train_images" / image.name, shallow=False)
+    assert not filecmp.cmp(a / "train.csv", c / "train.csv", shallow=False)
+
+
+def test_custom_vocabulary_and_the_command_line(tmp_path, capsys):
+    main(["--out", str(tmp_path / "kana"), "--pages", "3", "--test-pages", "1", "--height", "400", "--vocabulary", "あいうえお"])
+    assert "wrote 4 pages" in capsys.readouterr().out
+    vocabulary = Vocabulary.from_csv(tmp_path / "kana" / "unicode_translation.csv")
+    assert vocabulary.chars == list("あいうえお")
+    pages = load_train_pages(tmp_path / "kana", vocabulary)
+    assert {c for p in pages for c in p.codes} <= set(vocabulary.codes)
+    assert len(load_test_ids(tmp_path / "kana")) == 1
+
+
+def test_ensure_dataset_generates_only_into_a_folder_without_train_csv(tmp_path, synthetic_dir):
+    made = ensure_dataset(tmp_path / "new", pages=2, test_pages=1, height=400)
+    assert len(read_labels_csv(made / "train.csv")) == 2
+    before = (synthetic_dir / "train.csv").stat().st_mtime_ns
+    assert ensure_dataset(synthetic_dir, pages=2) == synthetic_dir
+    assert (synthetic_dir / "train.csv").stat().st_mtime_ns == before
