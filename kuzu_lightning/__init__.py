@@ -4,7 +4,9 @@ A page scan goes in; every character on it comes out as a Unicode code point wit
 scored by the Kaggle "Kuzushiji Recognition" (2019) F1.
 """
 
+from kuzu_lightning.data.chars import CharDataModule
 from kuzu_lightning.metrics import KuzushijiF1
+from kuzu_lightning.models.classifier import CharClassifier
 
-__all__ = ["KuzushijiF1"]
+__all__ = ["CharClassifier", "CharDataModule", "KuzushijiF1"]
 __version__ = "0.1.0"

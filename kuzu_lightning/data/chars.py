@@ -1,0 +1,177 @@
+"""Character crops for the classifier: ``CharCropDataset``, ``PageCropsDataset``, ``CharDataModule``.
+
+Crops come from a :class:`~kuzu_lightning.data.crop_cache.CropCache`: every page is decoded once,
+ever, for all its crops. Training draws single crops (shuffled, or class-balanced); validation,
+test and prediction take whole pages, so that the competition F1 can be computed page by page,
+exactly, also when pages are spread over several processes.
+
+Batches are dicts. Training: ``images`` ``B x 3 x S x S`` uint8 RGB, ``labels`` ``B`` class
+indices. Pages: the same for all crops of the batch's pages plus ``boxes`` ``B x 4`` (xyxy,
+original-scan pixels), ``page`` (index of each crop's page within the batch), ``is_char``
+(False for ``unk`` crops) and ``image_ids`` (one per page).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from kuzu_lightning.data.crop_cache import CropCache, CropSpec
+from kuzu_lightning.data.kaggle import UNK, Vocabulary, book_holdout, book_kfold, load_train_pages
+from kuzu_lightning.data.synthetic import ensure_dataset
+from kuzu_lightning.data.transforms import char_train_transform
+
+log = logging.getLogger(__name__)
+
+
+def _to_tensor(crops: np.ndarray) -> torch.Tensor:
+    """``N x S x S x 3`` uint8 -> ``N x 3 x S x S`` uint8 tensor (the model normalises)."""
+    return torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
+
+
+class CharCropDataset(Dataset):
+    """Single crops ``rows`` of a cache, with their class indices, augmented by ``transform``."""
+
+    def __init__(self, cache: CropCache, rows: np.ndarray, labels: np.ndarray, transform=None):
+        self.cache, self.rows, self.labels, self.transform = cache, rows, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        crop = np.asarray(self.cache.crops[self.rows[i]])
+        if self.transform is not None:
+            crop = self.transform(image=crop)["image"]
+        return {"images": _to_tensor(crop[None])[0], "labels": int(self.labels[self.rows[i]])}
+
+
+class PageCropsDataset(Dataset):
+    """All crops of one page per item, labelled ones in their listed order (see the module docstring)."""
+
+    def __init__(self, cache: CropCache, pages: np.ndarray, labels: np.ndarray):
+        self.cache, self.pages, self.labels = cache, pages, labels
+        starts = np.searchsorted(cache.page, np.arange(len(cache.image_ids) + 1))
+        self.spans = [(starts[p], starts[p + 1]) for p in pages]
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def __getitem__(self, i: int) -> dict:
+        start, stop = self.spans[i]
+        return {
+            "images": _to_tensor(np.asarray(self.cache.crops[start:stop])),
+            "labels": torch.from_numpy(self.labels[start:stop]),
+            "boxes": torch.from_numpy(self.cache.boxes[start:stop]),
+            "is_char": torch.from_numpy(self.cache.codes[start:stop] != UNK),
+            "image_id": self.cache.image_ids[self.pages[i]],
+        }
+
+
+def collate_pages(items: list[dict]) -> dict:
+    """Concatenate pages' crops; ``page`` says which page of the batch each crop came from."""
+    batch = {key: torch.cat([item[key] for item in items]) for key in ("images", "labels", "boxes", "is_char")}
+    batch["page"] = torch.cat([torch.full((len(item["labels"]),), i) for i, item in enumerate(items)])
+    batch["image_ids"] = [item["image_id"] for item in items]
+    return batch
+
+
+def sampling_weights(labels: np.ndarray, class_balance: float = 0.0, min_count: int = 0) -> tuple[np.ndarray, int]:
+    """Per-crop sampling weights and the epoch length for the long tail of classes.
+
+    A class seen ``n`` times gets a share of the epoch proportional to ``n ** (1 - class_balance)``
+    (0: natural frequencies, 1: every class equally often), and at least ``min_count`` draws.
+    The epoch keeps the dataset's length, plus whatever ``min_count`` adds.
+    """
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    share = counts ** (1.0 - class_balance)
+    quota = np.maximum(share / share.sum() * len(labels), min(min_count, len(labels)))
+    return (quota / counts)[inverse], int(round(quota.sum()))
+
+
+class CharDataModule(L.LightningDataModule):
+    """Character crops of a Kaggle-layout folder, split book-wise.
+
+    Args:
+        data_dir: the Kaggle-layout folder (``train.csv``, ``unicode_translation.csv``, ``train_images/``).
+        input_size: crop side in pixels (96 as in the original).
+        margin: context around each box, as a fraction of its longer side.
+        batch_size: training crops per batch.
+        val_pages_per_batch: pages per validation/test/predict batch (all their crops).
+        num_workers: loader workers; also the processes that build the crop cache.
+        n_folds, fold: book-wise K-fold validation split (ignored when ``val_books`` is given).
+        val_books: hold these books out for validation instead.
+        class_balance, min_count: long-tail sampling, see :func:`sampling_weights`.
+        unk_per_page: "not a character" crops per page; > 0 adds the class ``unk`` to the vocabulary.
+        augment: training augmentation (:func:`~kuzu_lightning.data.transforms.char_train_transform`).
+        cache_dir: where crop caches live (default ``data_dir/cache``).
+        synthetic_pages: if > 0 and ``data_dir`` has no ``train.csv``, generate that many synthetic pages there.
+        seed: seed of the synthetic data.
+        max_pixels: page size limit (default :data:`~kuzu_lightning.data.images.DEFAULT_MAX_PIXELS`).
+    """
+
+    def __init__(self, data_dir: str = "data/kaggle", input_size: int = 96, margin: float = 0.15, batch_size: int = 128,
+                 val_pages_per_batch: int = 4, num_workers: int = 4, n_folds: int = 5, fold: int = 0,
+                 val_books: list[str] | None = None, class_balance: float = 0.0, min_count: int = 0,
+                 unk_per_page: int = 0, augment: bool = True, cache_dir: str | None = None, synthetic_pages: int = 0,
+                 seed: int = 0, max_pixels: int | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        if synthetic_pages > 0:
+            ensure_dataset(self.data_dir, pages=synthetic_pages, seed=seed)
+        self.vocabulary = Vocabulary.from_csv(self.data_dir / "unicode_translation.csv", unk=unk_per_page > 0)
+        self.spec = CropSpec(input_size, margin, unk_per_page, max_pixels)
+        self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
+        self.cache: CropCache | None = None
+
+    @property
+    def codes(self) -> list[str]:
+        """The class list, index -> code point (``unk`` last when enabled): linked to the model."""
+        return self.vocabulary.codes
+
+    def _pages(self):
+        return load_train_pages(self.data_dir, self.vocabulary, on_unknown="drop", max_pixels=self.spec.max_pixels)
+
+    def prepare_data(self) -> None:
+        CropCache.ensure(self._pages(), self.spec, self.cache_dir, self.hparams.num_workers)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.cache is not None:
+            return
+        pages = self._pages()
+        self.cache = CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers)
+        if self.hparams.val_books:
+            train_pages, val_pages = book_holdout(pages, self.hparams.val_books)
+        else:
+            train_pages, val_pages = book_kfold(pages, self.hparams.n_folds, self.hparams.fold)
+        page_of = {image_id: i for i, image_id in enumerate(self.cache.image_ids)}
+        train_ids = np.array([page_of[p.image_id] for p in train_pages if p.image_id in page_of], np.int64)
+        self.val_pages = np.array([page_of[p.image_id] for p in val_pages if p.image_id in page_of], np.int64)
+        self.labels = self.vocabulary.indices(self.cache.codes.tolist())
+        self.train_rows = np.flatnonzero(np.isin(self.cache.page, train_ids))
+        log.info("%d training crops from %d pages, %d validation pages (%d classes)",
+                 len(self.train_rows), len(train_ids), len(self.val_pages), len(self.vocabulary))
+
+    def train_dataloader(self) -> DataLoader:
+        transform = char_train_transform() if self.hparams.augment else None
+        dataset = CharCropDataset(self.cache, self.train_rows, self.labels, transform)
+        sampler = None
+        if self.hparams.class_balance or self.hparams.min_count:
+            weights, length = sampling_weights(self.labels[self.train_rows], self.hparams.class_balance,
+                                               self.hparams.min_count)
+            sampler = WeightedRandomSampler(weights, length, replacement=True)
+        return DataLoader(dataset, self.hparams.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
+                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
+                          pin_memory=torch.cuda.is_available())
+
+    def _pages_loader(self) -> DataLoader:
+        return DataLoader(PageCropsDataset(self.cache, self.val_pages, self.labels), self.hparams.val_pages_per_batch,
+                          collate_fn=collate_pages, num_workers=self.hparams.num_workers,
+                          pin_memory=torch.cuda.is_available())
+
+    val_dataloader = test_dataloader = predict_dataloader = _pages_loader

@@ -1,0 +1,1 @@
+"""The networks (plain ``nn.Module``) and the LightningModules around them."""

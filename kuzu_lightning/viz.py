@@ -1,0 +1,36 @@
+"""Pictures a person looks at: labelled crop grids (and, with the recognizer, whole pages).
+
+Images are RGB ``uint8`` ``H x W x 3``; characters are drawn in IPAexGothic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from kuzu_lightning.font import japanese_font
+
+RIGHT, WRONG, INK = (20, 140, 40), (200, 30, 30), (0, 0, 0)
+
+
+def code_to_char(code: str) -> str:
+    """``U+3042`` -> ``あ``; anything else (``unk``) is returned as it is."""
+    return chr(int(code[2:], 16)) if code.startswith("U+") else code
+
+
+def crop_grid(crops: np.ndarray, true_codes: Sequence[str], predicted_codes: Sequence[str], columns: int = 8) -> np.ndarray:
+    """A grid of ``N x S x S x 3`` crops, each captioned "predicted / true" (green when they agree)."""
+    n, size = len(crops), crops.shape[1]
+    caption = max(18, size // 3)
+    rows = max(1, -(-n // columns))
+    grid = Image.new("RGB", (columns * (size + 4), rows * (size + caption + 4)), "white")
+    draw = ImageDraw.Draw(grid)
+    font = japanese_font(caption - 4)
+    for i, (crop, true, predicted) in enumerate(zip(crops, true_codes, predicted_codes)):
+        x, y = (i % columns) * (size + 4) + 2, (i // columns) * (size + caption + 4) + 2
+        grid.paste(Image.fromarray(np.ascontiguousarray(crop)), (x, y))
+        text = f"{code_to_char(predicted)} / {code_to_char(true)}"
+        draw.text((x + 2, y + size + 1), text, fill=RIGHT if predicted == true else WRONG, font=font)
+    return np.asarray(grid)
