@@ -2,9 +2,11 @@
 
     python -m kuzu_lightning.benchmark metric      # competition F1 on a Kaggle-sized validation fold
     python -m kuzu_lightning.benchmark synthetic   # synthetic page generator, pages/s
+    python -m kuzu_lightning.benchmark chars       # crop cache build and loader crops/s per worker
+    python -m kuzu_lightning.benchmark classifier  # classifier training crops/s on this machine
 
-Each runs pinned to one CPU core (where the OS allows it), so figures compare across machines of
-different core counts.
+``metric``, ``synthetic`` and ``chars`` run pinned to one CPU core (where the OS allows it), so
+figures compare across machines of different core counts; ``classifier`` uses every core.
 """
 
 from __future__ import annotations
@@ -86,14 +88,61 @@ def bench_synthetic(pages: int = 50) -> dict:
             "pages_per_s": round(pages / seconds, 2), "train_chars": chars}
 
 
-BENCHMARKS = {"metric": bench_metric, "synthetic": bench_synthetic}
+def bench_chars(pages: int = 12, crops: int = 2000) -> dict:
+    """Classifier data: crop-cache build (one decode per page) and augmented crops/s of one loader worker."""
+    from kuzu_lightning.data.chars import CharCropDataset
+    from kuzu_lightning.data.crop_cache import CropCache, CropSpec
+    from kuzu_lightning.data.kaggle import load_train_pages
+    from kuzu_lightning.data.synthetic import generate
+    from kuzu_lightning.data.transforms import char_train_transform
+
+    with tempfile.TemporaryDirectory() as out:
+        page_list = load_train_pages(generate(out, pages=pages, test_pages=0, seed=0))
+        start = time.perf_counter()
+        cache = CropCache.ensure(page_list, CropSpec(size=96), f"{out}/cache")
+        build = time.perf_counter() - start
+        dataset = CharCropDataset(cache, np.arange(len(cache)), np.zeros(len(cache), np.int64), char_train_transform())
+        start = time.perf_counter()
+        for i in range(crops):
+            dataset[i % len(dataset)]
+        loading = time.perf_counter() - start
+    return {"benchmark": "chars", "pages": pages, "crops_cached": len(cache), "cache_pages_per_s": round(pages / build, 1),
+            "cache_crops_per_s": round(len(cache) / build, 1), "loader_crops_per_s_per_worker": round(crops / loading, 1)}
+
+
+def bench_classifier(steps: int = 5, batch: int = 32) -> dict:
+    """Training crops/s of CharClassifier (legacy_xception, Adam) at 64 and 96 px, 32-bit, on all cores."""
+    import torch
+
+    from kuzu_lightning.models.classifier import CharClassifier
+
+    result = {"benchmark": "classifier", "threads": torch.get_num_threads(), "batch": batch}
+    for size in (64, 96):
+        model = CharClassifier([f"U+{0x3042 + i:04X}" for i in range(260)])
+        optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+        images = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8)
+        labels = torch.randint(0, 260, (batch,))
+        times = []
+        for _ in range(steps + 1):
+            start = time.perf_counter()
+            loss = model._loss(*model.network(images), labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            times.append(time.perf_counter() - start)
+        result[f"train_crops_per_s_{size}px"] = round(batch / float(np.median(times[1:])), 1)
+    return result
+
+
+BENCHMARKS = {"metric": bench_metric, "synthetic": bench_synthetic, "chars": bench_chars, "classifier": bench_classifier}
+ONE_CORE = {"metric", "synthetic", "chars"}  # the others use every core, as training does
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m kuzu_lightning.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=sorted(BENCHMARKS))
     args = parser.parse_args(argv)
-    core = _one_core()
+    core = _one_core() if args.name in ONE_CORE else None
     result = {**BENCHMARKS[args.name](), "cpu_core": core}
     print(json.dumps(result))
     return result

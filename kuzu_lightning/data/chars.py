@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from kuzu_lightning.data.crop_cache import CropCache, CropSpec
 from kuzu_lightning.data.kaggle import UNK, Vocabulary, book_holdout, book_kfold, load_train_pages
+from kuzu_lightning.data.loaders import worker_options
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import char_train_transform
 
@@ -165,13 +166,12 @@ class CharDataModule(L.LightningDataModule):
             weights, length = sampling_weights(self.labels[self.train_rows], self.hparams.class_balance,
                                                self.hparams.min_count)
             sampler = WeightedRandomSampler(weights, length, replacement=True)
-        return DataLoader(dataset, self.hparams.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=sampler is None, sampler=sampler,
+                          drop_last=True, **worker_options(self.hparams.num_workers))
 
     def _pages_loader(self) -> DataLoader:
-        return DataLoader(PageCropsDataset(self.cache, self.val_pages, self.labels), self.hparams.val_pages_per_batch,
-                          collate_fn=collate_pages, num_workers=self.hparams.num_workers,
-                          pin_memory=torch.cuda.is_available())
+        return DataLoader(PageCropsDataset(self.cache, self.val_pages, self.labels),
+                          batch_size=self.hparams.val_pages_per_batch, collate_fn=collate_pages,
+                          **worker_options(self.hparams.num_workers))
 
     val_dataloader = test_dataloader = predict_dataloader = _pages_loader

@@ -1,7 +1,7 @@
 """``CharClassifier``: the LightningModule around :class:`~kuzu_lightning.models.xception_se.XceptionSE`.
 
 Loss: ``head_weights[0] * CE(plain head) + head_weights[1] * CE(SE head)`` (optional label
-smoothing). Probabilities: the mean of both heads' softmaxes. Logged: ``train/loss``,
+smoothing). Probabilities: the mean of both heads' softmaxes. Logged: ``train/loss``, ``train/lr``,
 ``val/loss``, top-1 and top-5 accuracy of each head (``val/top1_plain``, ``val/top1_se``, ...)
 and of the combination (``val/top1``, ``val/top5``), and ``val/f1``: the competition F1 over the
 validation pages when every ground-truth box is classified (a box classified ``unk`` counts as
@@ -73,6 +73,7 @@ class CharClassifier(L.LightningModule):
         plain, se = self.network(batch["images"])
         loss = self._loss(plain, se, batch["labels"])
         self.log("train/loss", loss, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return loss
 
     def _evaluate(self, batch: dict, stage: str, accuracy: MetricCollection, f1: KuzushijiF1) -> torch.Tensor:

@@ -1,0 +1,137 @@
+"""Character crops: geometry, the decode-once cache, negatives, bad input, sampling, the DataModule."""
+
+import logging
+import shutil
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import kuzu_lightning.data.crop_cache as crop_cache
+from kuzu_lightning.data.chars import CharDataModule, sampling_weights
+from kuzu_lightning.data.crop_cache import CropCache, CropSpec, crop_square, unk_boxes
+from kuzu_lightning.data.kaggle import UNK, Page, load_train_pages
+from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY
+
+
+def test_crop_is_centred_square_and_keeps_the_aspect_ratio():
+    page = np.full((300, 400, 3), 255, np.uint8)
+    page[100:220, 180:220] = 0  # a 40 x 120 ink box
+    crop = crop_square(page, np.array([180, 100, 220, 220]), size=60, margin=0.0)
+    ink = np.argwhere(crop[:, :, 0] < 128)
+    assert crop.shape == (60, 60, 3)
+    assert ink[:, 0].min() <= 1 and ink[:, 0].max() >= 58  # full height
+    width = ink[:, 1].max() - ink[:, 1].min() + 1
+    assert abs(width - 20) <= 2 and abs((ink[:, 1].min() + ink[:, 1].max()) / 2 - 29.5) <= 1  # 40/120 of 60, centred
+
+
+def test_crop_beyond_the_page_repeats_its_edge():
+    page = np.full((50, 50, 3), 200, np.uint8)
+    crop = crop_square(page, np.array([0, 0, 10, 10]), size=32, margin=0.5)
+    assert (crop == 200).all()
+
+
+def test_unk_boxes_are_not_centred_on_labelled_characters():
+    rng = np.random.default_rng(0)
+    page = np.full((400, 300, 3), 230, np.uint8)
+    page[50:80, 50:80] = 0  # a labelled character
+    page[50:65, 85:92] = 0  # unlabeled ink beside it, like a furigana gloss
+    labelled = np.array([[50, 50, 80, 80]], np.float32)
+    boxes = unk_boxes(page, labelled, 20, rng)
+    assert len(boxes) == 20
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    inside = (centres[:, 0] >= 50) & (centres[:, 0] <= 80) & (centres[:, 1] >= 50) & (centres[:, 1] <= 80)
+    assert not inside.any()
+    on_ink = (centres[:, 0] >= 85) & (centres[:, 0] <= 92) & (centres[:, 1] >= 50) & (centres[:, 1] <= 65)
+    assert on_ink.sum() >= 5  # half the draws aim at unlabeled ink
+    interior = (boxes[:, :2] > 0).all(1) & (boxes[:, 2] < 300) & (boxes[:, 3] < 400)  # edge boxes are clipped
+    assert interior.sum() >= 10
+    np.testing.assert_allclose(boxes[interior, 2:] - boxes[interior, :2], 30, atol=1e-4)  # sized like the characters
+
+
+def test_each_page_is_decoded_once_for_all_its_crops(synthetic_dir, tmp_path, monkeypatch):
+    calls = []
+    decode = crop_cache.decode_page
+    monkeypatch.setattr(crop_cache, "decode_page", lambda path, **kw: calls.append(path) or decode(path, **kw))
+    pages = load_train_pages(synthetic_dir)
+    spec = CropSpec(size=32, unk_per_page=3)
+    cache = CropCache.ensure(pages, spec, tmp_path)
+    assert sorted(calls) == sorted(p.image_path for p in pages)
+    assert len(cache) == sum(len(p) for p in pages) + 3 * len(pages)
+    assert cache.crops.shape == (len(cache), 32, 32, 3)
+    first = pages[0]
+    rows = np.flatnonzero(cache.page == 0)
+    assert cache.codes[rows[:len(first)]].tolist() == first.codes and (cache.codes[rows[len(first):]] == UNK).all()
+    np.testing.assert_array_equal(cache.boxes[rows[:len(first)]], first.boxes)
+    calls.clear()
+    again = CropCache.ensure(pages, spec, tmp_path)  # cached: nothing decoded again
+    assert calls == [] and again.directory == cache.directory
+    assert CropCache.ensure(pages, CropSpec(size=40), tmp_path).directory != cache.directory
+
+
+def test_a_page_that_fails_to_decode_is_a_logged_skip(synthetic_dir, tmp_path, caplog):
+    pages = load_train_pages(synthetic_dir)[:3]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    pages[1] = Page(pages[1].image_id, pages[1].codes, pages[1].boxes, broken)
+    with caplog.at_level(logging.ERROR):
+        cache = CropCache.ensure(pages, CropSpec(size=32), tmp_path / "cache", workers=2)
+    assert cache.image_ids == [pages[0].image_id, pages[2].image_id]
+    assert f"skipped page {pages[1].image_id}" in caplog.text and "broken.jpg" in caplog.text
+    assert "1 of 3 page(s) failed to decode" in caplog.text
+
+
+def test_sampling_weights_for_the_long_tail():
+    labels = np.array([0] * 90 + [1] * 9 + [2])
+    natural, n = sampling_weights(labels)
+    assert n == 100 and np.allclose(natural, 1.0)
+    balanced, n = sampling_weights(labels, class_balance=1.0)
+    per_class = [balanced[labels == c].sum() for c in range(3)]
+    assert n == 100 and np.allclose(per_class, 100 / 3)
+    floor, n = sampling_weights(labels, min_count=20)
+    assert floor[labels == 2].sum() == pytest.approx(20) and floor[labels == 0].sum() == pytest.approx(90)
+    assert n == 90 + 20 + 20
+
+
+@pytest.fixture(scope="module")
+def datamodule(synthetic_dir, tmp_path_factory):
+    module = CharDataModule(str(synthetic_dir), input_size=32, batch_size=8, val_pages_per_batch=2, num_workers=0,
+                            n_folds=3, unk_per_page=4, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    module.prepare_data()
+    module.setup("fit")
+    return module
+
+
+def test_datamodule_splits_by_book_and_links_its_classes(datamodule):
+    cache = datamodule.cache
+    train_books = {cache.image_ids[p].split("_")[0] for p in np.unique(cache.page[datamodule.train_rows])}
+    val_books = {cache.image_ids[p].split("_")[0] for p in datamodule.val_pages}
+    assert len(val_books) == 1 and train_books.isdisjoint(val_books) and len(train_books) == 2
+    assert datamodule.codes[-1] == UNK and len(datamodule.codes) == len(DEFAULT_VOCABULARY) + 1
+
+
+def test_training_and_page_batches(datamodule):
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["images"].shape == (8, 3, 32, 32) and batch["images"].dtype == torch.uint8
+    assert batch["labels"].shape == (8,) and batch["labels"].max() < len(datamodule.codes)
+    pages = next(iter(datamodule.val_dataloader()))
+    n = len(pages["labels"])
+    assert pages["images"].shape == (n, 3, 32, 32) and pages["boxes"].shape == (n, 4)
+    assert len(pages["image_ids"]) == 2 and set(pages["page"].tolist()) == {0, 1}
+    assert (~pages["is_char"]).sum() == 8  # 4 unk crops per page
+    codes = [datamodule.codes[i] for i in pages["labels"][pages["is_char"]].tolist()]
+    assert UNK not in codes
+
+
+def test_code_points_outside_the_class_table_are_logged_and_dropped(synthetic_dir, tmp_path, caplog):
+    data = shutil.copytree(synthetic_dir, tmp_path / "data", ignore=shutil.ignore_patterns("cache"))
+    train = pd.read_csv(data / "train.csv")
+    train.loc[0, "labels"] += " U+9999 5 5 20 20"
+    train.to_csv(data / "train.csv", index=False)
+    with caplog.at_level(logging.WARNING):
+        module = CharDataModule(str(data), input_size=32, num_workers=0, n_folds=3)
+        module.setup("fit")
+    assert "dropped 1 character(s)" in caplog.text and "U+9999" in caplog.text and "row 2" in caplog.text
+    assert "U+9999" not in module.cache.codes
