@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_size
-from kuzu_lightning.data.kaggle import format_predictions, load_test_ids, read_labels_csv
+from kuzu_lightning.data.kaggle import code_to_char, format_predictions, load_test_ids, read_labels_csv
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE, score_csv
 
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"image_id": load_test_ids(data_dir), "labels": rows}).to_csv(args.out, index=False)
-    print(f"wrote {args.out}: {len(rows)} pages, every ink blob labelled {code} ({chr(int(code[2:], 16))})")
+    print(f"wrote {args.out}: {len(rows)} pages, every ink blob labelled {code} ({code_to_char(code)})")
     result = {"submission": str(args.out)}
     solution = data_dir / "test_solution.csv"
     if solution.is_file():

@@ -10,14 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from kuzu_lightning.data.kaggle import code_to_char
 from kuzu_lightning.font import japanese_font
 
 RIGHT, WRONG, INK = (20, 140, 40), (200, 30, 30), (0, 0, 0)
-
-
-def code_to_char(code: str) -> str:
-    """``U+3042`` -> ``あ``; anything else (``unk``) is returned as it is."""
-    return chr(int(code[2:], 16)) if code.startswith("U+") else code
 
 
 def crop_grid(crops: np.ndarray, true_codes: Sequence[str], predicted_codes: Sequence[str], columns: int = 8) -> np.ndarray:

@@ -78,10 +78,13 @@ def test_checkpoint_reloads_with_weights_only_and_predicts_identically(trained):
     checkpoint = workdir / "outputs/demo/classifier/checkpoints/last.ckpt"
     reloaded = CharClassifier.load_from_checkpoint(checkpoint, weights_only=True, map_location="cpu").eval()
     assert reloaded.codes == run.model.codes == [f"U+{ord(c):04X}" for c in EASY]
+    trained_weights = run.model.state_dict()
+    for name, tensor in reloaded.state_dict().items():  # every weight and buffer, bit for bit
+        assert torch.equal(tensor, trained_weights[name]), name
+    again = CharClassifier.load_from_checkpoint(checkpoint, weights_only=True, map_location="cpu").eval()
     batch = next(iter(run.datamodule.val_dataloader()))
-    model = run.model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(batch["images"]), model(batch["images"]), rtol=0, atol=0)
+        torch.testing.assert_close(reloaded(batch["images"]), again(batch["images"]), rtol=0, atol=0)
         pages = reloaded.predict_step(batch, 0)
     assert [p["image_id"] for p in pages] == batch["image_ids"]
     assert len(pages[0]["codes"][0]) == 5 and pages[0]["probabilities"].shape[1] == 5

@@ -215,3 +215,10 @@ def test_test_ids_follow_the_sample_submission_or_the_folder(tmp_path):
     assert load_test_ids(tmp_path) == ["test_a", "test_b"]
     pd.DataFrame({"image_id": ["test_b", "test_a"], "labels": ""}).to_csv(tmp_path / "sample_submission.csv", index=False)
     assert load_test_ids(tmp_path) == ["test_b", "test_a"]
+
+
+def test_code_points_and_characters_convert_both_ways():
+    from kuzu_lightning.data.kaggle import char_to_code, code_to_char
+
+    assert code_to_char("U+3042") == "あ" and code_to_char("U+2000B") == "𠀋" and code_to_char(UNK) == UNK
+    assert char_to_code("あ") == "U+3042" and char_to_code("𠀋") == "U+2000B" and char_to_code("1") == "U+0031"

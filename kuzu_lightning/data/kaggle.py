@@ -78,6 +78,19 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, 
     return clipped, keep
 
 
+# ------------------------------------------------------------------------------ code points
+
+
+def code_to_char(code: str) -> str:
+    """``U+3042`` -> ``あ``; anything else (the ``unk`` class) is returned as it is."""
+    return chr(int(code[2:], 16)) if code.startswith("U+") else code
+
+
+def char_to_code(char: str) -> str:
+    """``あ`` -> ``U+3042``."""
+    return f"U+{ord(char):04X}"
+
+
 # ------------------------------------------------------------------------------ label strings
 
 
@@ -329,7 +342,7 @@ class Vocabulary:
     """
 
     def __init__(self, codes: Sequence[str], chars: Sequence[str] | None = None, unk: bool = False):
-        chars = list(chars) if chars is not None else [chr(int(c[2:], 16)) for c in codes]
+        chars = list(chars) if chars is not None else [code_to_char(c) for c in codes]
         order = sorted(range(len(codes)), key=lambda i: int(codes[i][2:], 16))
         self.codes = [codes[i] for i in order]
         self.chars = [chars[i] for i in order]

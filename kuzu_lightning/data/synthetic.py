@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from kuzu_lightning.data.kaggle import format_labels, xyxy_to_xywh
+from kuzu_lightning.data.kaggle import char_to_code, format_labels, xyxy_to_xywh
 from kuzu_lightning.font import japanese_font
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _glyph(char: str, size: int, stroke: int) -> np.ndarray:
         mask = cv2.erode(mask, np.ones((2, 2), np.uint8))
     ys, xs = np.nonzero(mask > 40)
     if len(ys) == 0:
-        raise ValueError(f"the font has no ink for {char!r} (U+{ord(char):04X})")
+        raise ValueError(f"the font has no ink for {char!r} ({char_to_code(char)})")
     return mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 
@@ -195,7 +195,7 @@ class PageRenderer:
                     break
                 x = int(centre - gw / 2 + rng.uniform(-0.08, 0.08) * pitch)
                 if _stamp(page, glyph, x, int(y), style.ink, rng.uniform(0.8, 1.0)):
-                    codes.append(f"U+{ord(char):04X}")
+                    codes.append(char_to_code(char))
                     boxes.append((x, int(y), x + gw, int(y) + gh))
                     if rng.random() < 0.12:
                         self._gloss(page, rng, style, x + gw + max(2, int(pitch * 0.04)), int(y), size)
@@ -291,7 +291,7 @@ def generate(
     pd.DataFrame(train_rows, columns=columns).to_csv(out / "train.csv", index=False)
     pd.DataFrame(test_rows, columns=columns).to_csv(out / "test_solution.csv", index=False)
     pd.DataFrame({"image_id": [r[0] for r in test_rows], "labels": ""}).to_csv(out / "sample_submission.csv", index=False)
-    pd.DataFrame({"Unicode": [f"U+{ord(c):04X}" for c in vocabulary], "char": list(vocabulary)}).to_csv(
+    pd.DataFrame({"Unicode": [char_to_code(c) for c in vocabulary], "char": list(vocabulary)}).to_csv(
         out / "unicode_translation.csv", index=False)
     return out
 

@@ -25,6 +25,11 @@ from kuzu_lightning.models.optim import build_optimizer, build_schedule
 from kuzu_lightning.models.xception_se import XceptionSE
 
 
+def mean_probabilities(plain: torch.Tensor, se: torch.Tensor) -> torch.Tensor:
+    """The prediction of the two heads: the mean of their softmaxes (in float32 under mixed precision)."""
+    return (plain.float().softmax(1) + se.float().softmax(1)) / 2
+
+
 class CharClassifier(L.LightningModule):
     """Two-head Xception + SE character classifier.
 
@@ -60,8 +65,7 @@ class CharClassifier(L.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``B x C``: the mean of both heads' softmaxes."""
-        plain, se = self.network(images)
-        return (plain.float().softmax(1) + se.float().softmax(1)) / 2
+        return mean_probabilities(*self.network(images))
 
     def _loss(self, plain: torch.Tensor, se: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         w_plain, w_se = self.hparams.head_weights
@@ -80,7 +84,7 @@ class CharClassifier(L.LightningModule):
         plain, se = self.network(batch["images"])
         labels = batch["labels"]
         self.log(f"{stage}/loss", self._loss(plain, se, labels), batch_size=len(labels), sync_dist=True)
-        probabilities = (plain.float().softmax(1) + se.float().softmax(1)) / 2
+        probabilities = mean_probabilities(plain, se)
         for name, metric in accuracy.items():
             scores = {"plain": plain, "se": se}.get(name.rsplit("_", 1)[-1], probabilities)
             metric.update(scores, labels)
