@@ -21,10 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import numpy as np
 
 from kuzu_lightning.data.images import PageDecodeError, decode_page
 from kuzu_lightning.data.kaggle import UNK, Page
+from kuzu_lightning.data.loaders import map_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +168,8 @@ class CropCache:
         image_ids, page_index, codes, boxes, failed = [], [], [], [], 0
         jobs = [(page, spec) for page in pages]
         with open(partial / "crops.u8", "wb") as out:
-            if workers > 1:
-                # spawn, not fork: a forked child of a process already running torch/OpenCV threads can deadlock
-                with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-                    results = pool.map(_cut_page, jobs, chunksize=4)
-                    failed = _write(results, pages, out, image_ids, page_index, codes, boxes)
-            else:
-                failed = _write(map(_cut_page, jobs), pages, out, image_ids, page_index, codes, boxes)
+            results = map_in_processes(_cut_page, jobs, workers)
+            failed = _write(results, pages, out, image_ids, page_index, codes, boxes)
         np.savez(partial / "index.npz", image_ids=np.array(image_ids, dtype=str), size=spec.size,
                  page=np.concatenate(page_index or [np.zeros(0, np.int64)]), codes=np.array(codes, dtype=str),
                  boxes=np.concatenate(boxes or [np.zeros((0, 4), np.float32)]).astype(np.float32))

@@ -1,9 +1,12 @@
-"""DataLoader worker settings shared by every DataModule."""
+"""Worker processes shared by every DataModule: DataLoader settings and one-time cache builders."""
 
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 
+import cv2
 import torch
 
 
@@ -21,3 +24,19 @@ def worker_options(num_workers: int) -> dict:
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     return {"num_workers": num_workers, "persistent_workers": True, "multiprocessing_context": method,
             "pin_memory": torch.cuda.is_available()}
+
+
+def map_in_processes(function: Callable, jobs: Iterable, workers: int) -> Iterator:
+    """``map(function, jobs)`` in order, by ``workers`` processes when ``workers > 1``.
+
+    The processes are spawned, not forked (a forked child of a process already running torch or
+    OpenCV threads can deadlock), and each runs OpenCV on one thread. ``function`` must be a
+    module-level function.
+    """
+    jobs = list(jobs)
+    if workers <= 1:
+        yield from map(function, jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        yield from pool.map(function, jobs, chunksize=4)

@@ -1,0 +1,199 @@
+"""Pages for the detector: ``PageCropDataset`` (training), ``PageDataset`` (whole pages), ``PageDataModule``.
+
+Two frames matter:
+
+- **original-scan pixels**: the frame of ``train.csv`` and of every prediction that leaves the package;
+- **the resized page**: the page scaled so that its longer side has ``longest_side`` pixels.
+  ``scale`` = ``(sx, sy)`` = resized size / original size, so ``resized = original * scale``.
+
+Training batches (:func:`collate_crops`): ``images``, a list of ``3 x H x W`` uint8 RGB crops of
+resized pages, and ``targets``, one dict per crop with ``boxes`` ``(N, 4)`` float32 xyxy in crop
+pixels and ``labels`` ``(N,)`` int64 ones (one foreground class); ``N`` may be 0 (a negative).
+
+Page batches (:func:`collate_pages`): ``images``, a list of ``3 x H x W`` uint8 resized pages,
+``None`` for a page that failed to decode (logged with its file); ``scales`` ``B x 2`` float32;
+``boxes``, the ground truth per page, xyxy in original-scan pixels (empty when unknown);
+``sizes`` ``B x 2`` original ``(width, height)`` (0 when unreadable); ``image_ids``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_size
+from kuzu_lightning.data.kaggle import Page, book_holdout, book_kfold, clip_boxes, load_test_ids, load_train_pages
+from kuzu_lightning.data.loaders import worker_options
+from kuzu_lightning.data.page_cache import ensure_resized_pages
+from kuzu_lightning.data.synthetic import ensure_dataset
+from kuzu_lightning.data.transforms import page_train_transform
+
+log = logging.getLogger(__name__)
+
+
+def _chw(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def proper_boxes(boxes: np.ndarray, width: int, height: int, min_size: float = 1.0) -> np.ndarray:
+    """xyxy boxes clipped to a ``width x height`` image, without those thinner than ``min_size`` px.
+
+    Torchvision's detection losses raise on a box of zero width or height, so every target
+    passes through here.
+    """
+    boxes, _ = clip_boxes(boxes, width, height)
+    keep = ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
+    return boxes[keep]
+
+
+class PageCropDataset(Dataset):
+    """Random training crops: ``crops_per_page`` per page and epoch, from resized page images.
+
+    ``pages`` hold boxes in original-scan pixels and image paths of pages already resized (see
+    :mod:`~kuzu_lightning.data.page_cache`); ``transform`` crops and augments (see
+    :func:`~kuzu_lightning.data.transforms.page_train_transform`).
+    """
+
+    def __init__(self, pages: list[Page], transform, crops_per_page: int = 1):
+        self.pages, self.transform, self.crops_per_page = pages, transform, crops_per_page
+
+    def __len__(self) -> int:
+        return len(self.pages) * self.crops_per_page
+
+    def __getitem__(self, i: int) -> dict:
+        page = self.pages[i % len(self.pages)]
+        image = decode_page(page.image_path)
+        height, width = image.shape[:2]
+        scale = np.array([width / page.width, height / page.height] * 2, np.float32)
+        boxes = proper_boxes(page.boxes * scale, width, height)
+        out = self.transform(image=image, bboxes=boxes, labels=np.ones(len(boxes), np.int64))
+        crop = out["image"]
+        boxes = proper_boxes(np.asarray(out["bboxes"], np.float32).reshape(-1, 4), crop.shape[1], crop.shape[0])
+        return {"image": _chw(crop),
+                "target": {"boxes": torch.from_numpy(boxes), "labels": torch.ones(len(boxes), dtype=torch.int64)}}
+
+
+def collate_crops(items: list[dict]) -> dict:
+    return {"images": [item["image"] for item in items], "targets": [item["target"] for item in items]}
+
+
+class PageDataset(Dataset):
+    """Whole pages resized to ``longest_side`` (reduced JPEG decoding when possible), see the module docstring.
+
+    A page that fails to decode gives ``image=None`` and a logged error naming its file, so a
+    prediction over thousands of pages goes on and still accounts for that page.
+    """
+
+    def __init__(self, pages: list[Page], longest_side: int, max_pixels: int | None = None):
+        self.pages, self.longest_side, self.max_pixels = pages, longest_side, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.pages)
+
+    def __getitem__(self, i: int) -> dict:
+        page = self.pages[i]
+        item = {"image": None, "scale": torch.ones(2), "size": torch.zeros(2, dtype=torch.int64),
+                "boxes": torch.from_numpy(np.asarray(page.boxes, np.float32).reshape(-1, 4)), "image_id": page.image_id}
+        try:
+            width, height = read_image_size(page.image_path, self.max_pixels)
+            image = decode_page(page.image_path, self.longest_side, self.max_pixels)
+        except PageDecodeError as error:
+            log.error("page %s could not be read, it gets no predictions: %s", page.image_id, error)
+            return item
+        item["image"] = _chw(image)
+        item["scale"] = torch.tensor([image.shape[1] / width, image.shape[0] / height], dtype=torch.float32)
+        item["size"] = torch.tensor([width, height])
+        return item
+
+
+def collate_pages(items: list[dict]) -> dict:
+    return {"images": [item["image"] for item in items], "scales": torch.stack([item["scale"] for item in items]),
+            "sizes": torch.stack([item["size"] for item in items]), "boxes": [item["boxes"] for item in items],
+            "image_ids": [item["image_id"] for item in items]}
+
+
+class PageDataModule(L.LightningDataModule):
+    """Pages of a Kaggle-layout folder for the detector, split book-wise.
+
+    Args:
+        data_dir: the Kaggle-layout folder (``train.csv``, ``train_images/``, ``test_images/``,
+            optionally ``sample_submission.csv``, whose order prediction follows).
+        train_longest_side: training pages are resized to this longer side (cached once, see
+            :mod:`~kuzu_lightning.data.page_cache`).
+        crop_heights, crop_size: training windows, see :func:`~kuzu_lightning.data.transforms.page_train_transform`.
+        eval_longest_side: validation, test and prediction pages are resized to this longer side;
+            the original: ``2048 * 384 / 466`` = 1688, so characters have their training size.
+        crops_per_page: training crops per page and epoch.
+        min_visibility: a cropped box is kept when at least this fraction of it stays visible.
+        augment: colour jitter on training crops (the random crop is always applied).
+        batch_size: training crops per batch.  eval_batch_size: whole pages per batch.
+        num_workers: loader workers; also the processes that build the page cache.
+        n_folds, fold, val_books: book-wise K-fold split, or these books held out for validation.
+        cache_dir: where resized pages live (default ``data_dir/cache``).
+        synthetic_pages, seed: if > 0 and ``data_dir`` has no ``train.csv``, generate that many synthetic pages.
+        max_pixels: page size limit (default :data:`~kuzu_lightning.data.images.DEFAULT_MAX_PIXELS`).
+    """
+
+    def __init__(self, data_dir: str = "data/kaggle", train_longest_side: int = 2048,
+                 crop_heights: tuple[int, int] = (400, 533), crop_size: tuple[int, int] = (384, 512),
+                 eval_longest_side: int = 1688, crops_per_page: int = 1, min_visibility: float = 0.5,
+                 augment: bool = True, batch_size: int = 8, eval_batch_size: int = 2, num_workers: int = 4,
+                 n_folds: int = 5, fold: int = 0, val_books: list[str] | None = None, cache_dir: str | None = None,
+                 synthetic_pages: int = 0, seed: int = 0, max_pixels: int | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
+        if synthetic_pages > 0:
+            ensure_dataset(self.data_dir, pages=synthetic_pages, seed=seed)
+        self.train_pages: list[Page] | None = None
+        self.val_pages: list[Page] = []
+
+    def _split(self) -> tuple[list[Page], list[Page]]:
+        pages = load_train_pages(self.data_dir, max_pixels=self.hparams.max_pixels)
+        if self.hparams.val_books:
+            return book_holdout(pages, self.hparams.val_books)
+        return book_kfold(pages, self.hparams.n_folds, self.hparams.fold)
+
+    def _cache(self, pages: list[Page]) -> list[Page]:
+        return ensure_resized_pages(pages, self.hparams.train_longest_side, self.cache_dir, self.hparams.num_workers,
+                                    self.hparams.max_pixels)
+
+    def prepare_data(self) -> None:
+        if (self.data_dir / "train.csv").is_file():
+            self._cache(self._split()[0])
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage == "predict" or self.train_pages is not None:
+            return
+        train_pages, self.val_pages = self._split()
+        self.train_pages = self._cache(train_pages) if stage in ("fit", None) else []
+        log.info("%d training pages, %d validation pages", len(self.train_pages), len(self.val_pages))
+
+    def train_dataloader(self) -> DataLoader:
+        hp = self.hparams
+        dataset = PageCropDataset(self.train_pages, page_train_transform(tuple(hp.crop_size), tuple(hp.crop_heights),
+                                                                         hp.min_visibility, augment=hp.augment),
+                                  hp.crops_per_page)
+        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=True, drop_last=True, collate_fn=collate_crops,
+                          **worker_options(hp.num_workers))
+
+    def _pages_loader(self, pages: list[Page]) -> DataLoader:
+        dataset = PageDataset(pages, self.hparams.eval_longest_side, self.hparams.max_pixels)
+        return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, collate_fn=collate_pages,
+                          **worker_options(self.hparams.num_workers))
+
+    def val_dataloader(self) -> DataLoader:
+        return self._pages_loader(self.val_pages)
+
+    test_dataloader = val_dataloader
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test pages: every id of ``sample_submission.csv`` in its order, else every ``test_images/*.jpg``."""
+        image_dir = self.data_dir / "test_images"
+        return self._pages_loader([Page(i, image_path=image_dir / f"{i}.jpg") for i in load_test_ids(self.data_dir)])
