@@ -5,8 +5,10 @@ scored by the Kaggle "Kuzushiji Recognition" (2019) F1.
 """
 
 from kuzu_lightning.data.chars import CharDataModule
+from kuzu_lightning.data.pages import PageDataModule
 from kuzu_lightning.metrics import KuzushijiF1
 from kuzu_lightning.models.classifier import CharClassifier
+from kuzu_lightning.models.detector import CharDetector
 
-__all__ = ["CharClassifier", "CharDataModule", "KuzushijiF1"]
+__all__ = ["CharClassifier", "CharDataModule", "CharDetector", "KuzushijiF1", "PageDataModule"]
 __version__ = "0.1.0"

@@ -4,9 +4,12 @@
     python -m kuzu_lightning.benchmark synthetic   # synthetic page generator, pages/s
     python -m kuzu_lightning.benchmark chars       # crop cache build and loader crops/s per worker
     python -m kuzu_lightning.benchmark classifier  # classifier training crops/s on this machine
+    python -m kuzu_lightning.benchmark detector [--data-dir DIR]  # page decoding and detector s/page
 
 ``metric``, ``synthetic`` and ``chars`` run pinned to one CPU core (where the OS allows it), so
-figures compare across machines of different core counts; ``classifier`` uses every core.
+figures compare across machines of different core counts; ``classifier`` and ``detector`` use
+every core. ``detector`` reads the train pages of a Kaggle-layout ``--data-dir`` (real scans are
+about 2400 x 3900 px), or synthetic pages of that size when none is given.
 """
 
 from __future__ import annotations
@@ -134,16 +137,77 @@ def bench_classifier(steps: int = 5, batch: int = 32) -> dict:
     return result
 
 
-BENCHMARKS = {"metric": bench_metric, "synthetic": bench_synthetic, "chars": bench_chars, "classifier": bench_classifier}
+def _median_seconds(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def bench_detector(data_dir: str | None = None, eval_longest_side: int = 1688, train_longest_side: int = 2048,
+                   backbones: tuple[str, ...] = ("resnet50", "mobilenet_v3_large"), repeats: int = 3) -> dict:
+    """Page decoding with and without the fast paths, and detector inference seconds per page.
+
+    Decoding (one core's work, median over pages and repeats): the full scan; the scan resized to
+    ``eval_longest_side`` without the reduced JPEG decode (full decode + area resize) and with it
+    (what validation and prediction do); the cached training page (``train_longest_side`` JPEG).
+    Inference: untrained weights (speed does not depend on them; an untrained head returns the
+    maximum 1200 boxes, the worst case for NMS), 32-bit, ``eval_longest_side``, all cores.
+    """
+    import cv2
+    import torch
+
+    from kuzu_lightning.data.images import decode_page
+    from kuzu_lightning.data.kaggle import load_train_pages
+    from kuzu_lightning.data.page_cache import ensure_resized_pages
+    from kuzu_lightning.data.synthetic import generate
+    from kuzu_lightning.models.detector import CharDetector
+
+    def full_then_resize(path):
+        image = decode_page(path)
+        scale = eval_longest_side / max(image.shape[:2])
+        return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+    with tempfile.TemporaryDirectory() as out:
+        if data_dir is None:
+            data_dir = generate(out, pages=3, test_pages=0, seed=0, height=3900)
+        pages = load_train_pages(data_dir)
+        cached = ensure_resized_pages(pages, train_longest_side, f"{out}/cache")
+        paths = [page.image_path for page in pages]
+        result = {"benchmark": "detector", "pages": len(pages), "page_size": [pages[0].width, pages[0].height],
+                  "threads": torch.get_num_threads()}
+        decoders = {"full_decode": decode_page, f"to_{eval_longest_side}_without_fast_path": full_then_resize,
+                    f"to_{eval_longest_side}_reduced_decode": lambda p: decode_page(p, eval_longest_side),
+                    f"cached_{train_longest_side}_page": decode_page}
+        for name, decode in decoders.items():
+            sources = [page.image_path for page in cached] if name.startswith("cached") else paths
+            result[f"ms_{name}"] = round(1000 * float(np.median(
+                [_median_seconds(lambda: decode(path), repeats) for path in sources])), 1)
+        images = [torch.from_numpy(decode_page(path, eval_longest_side).transpose(2, 0, 1).copy()) for path in paths]
+    for backbone in backbones:
+        model = CharDetector(backbone=backbone).eval()
+        with torch.no_grad():
+            model([images[0]])  # warm-up
+            seconds = float(np.median([_median_seconds(lambda: model([image]), 1) for image in images]))
+        result[f"s_per_page_{backbone}"] = round(seconds, 2)
+    return result
+
+
+BENCHMARKS = {"metric": bench_metric, "synthetic": bench_synthetic, "chars": bench_chars, "classifier": bench_classifier,
+              "detector": bench_detector}
 ONE_CORE = {"metric", "synthetic", "chars"}  # the others use every core, as training does
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m kuzu_lightning.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=sorted(BENCHMARKS))
+    parser.add_argument("--data-dir", help="detector: a Kaggle-layout folder whose train pages to read")
     args = parser.parse_args(argv)
     core = _one_core() if args.name in ONE_CORE else None
-    result = {**BENCHMARKS[args.name](), "cpu_core": core}
+    options = {"data_dir": args.data_dir} if args.name == "detector" else {}
+    result = {**BENCHMARKS[args.name](**options), "cpu_core": core}
     print(json.dumps(result))
     return result
 

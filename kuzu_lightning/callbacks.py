@@ -6,9 +6,10 @@ from pathlib import Path
 
 import cv2
 import lightning as L
+import numpy as np
 from lightning.pytorch.loggers import WandbLogger
 
-from kuzu_lightning.viz import crop_grid
+from kuzu_lightning.viz import crop_grid, draw_boxes
 
 
 def log_picture(trainer: L.Trainer, key: str, picture, caption: str) -> None:
@@ -43,3 +44,31 @@ class CharSamplePictures(L.Callback):
         if self.sample is not None and trainer.is_global_zero:
             log_picture(trainer, "val/samples", crop_grid(*self.sample), f"epoch {trainer.current_epoch}")
         self.sample = None
+
+
+class DetectionPictures(L.Callback):
+    """After each validation epoch, the first ``count`` validation pages with true boxes (green) and
+    detections at the model's ``score_threshold`` (red), logged as ``val/pages``."""
+
+    def __init__(self, count: int = 2):
+        self.count = count
+        self.pictures: list[tuple[np.ndarray, str]] = []
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        threshold = pl_module.hparams.score_threshold
+        for image, scale, truth, found, image_id in zip(batch["images"], batch["scales"], batch["boxes"], outputs,
+                                                        batch["image_ids"]):
+            if len(self.pictures) == self.count or image is None:
+                continue
+            scale = scale.repeat(2)
+            kept = found["boxes"][found["scores"] >= threshold]
+            picture = draw_boxes(image.permute(1, 2, 0).cpu().numpy(), (truth * scale).cpu().numpy(),
+                                 (kept * scale).cpu().numpy())
+            self.pictures.append((picture, f"{image_id}: {len(truth)} true (green), {len(kept)} detected (red)"))
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        for i, (picture, caption) in enumerate(self.pictures):
+            log_picture(trainer, f"val/page{i}", picture, caption)
+        self.pictures = []

@@ -1,4 +1,4 @@
-"""Pictures a person looks at: labelled crop grids (and, with the recognizer, whole pages).
+"""Pictures a person looks at: labelled crop grids, pages with true and detected boxes.
 
 Images are RGB ``uint8`` ``H x W x 3``; characters are drawn in IPAexGothic.
 """
@@ -30,3 +30,20 @@ def crop_grid(crops: np.ndarray, true_codes: Sequence[str], predicted_codes: Seq
         text = f"{code_to_char(predicted)} / {code_to_char(true)}"
         draw.text((x + 2, y + size + 1), text, fill=RIGHT if predicted == true else WRONG, font=font)
     return np.asarray(grid)
+
+
+def draw_boxes(image: np.ndarray, true_boxes: np.ndarray, predicted_boxes: np.ndarray,
+               longest_side: int | None = 1024) -> np.ndarray:
+    """A page with its true boxes in green and predicted boxes in red, shrunk to ``longest_side``.
+
+    Boxes are xyxy in ``image``'s pixels.
+    """
+    scale = min(1.0, longest_side / max(image.shape[:2])) if longest_side else 1.0
+    page = Image.fromarray(np.ascontiguousarray(image))
+    if scale < 1:
+        page = page.resize((round(page.width * scale), round(page.height * scale)), Image.Resampling.BOX)
+    draw = ImageDraw.Draw(page)
+    for boxes, colour, width in ((true_boxes, RIGHT, 3), (predicted_boxes, WRONG, 1)):
+        for box in np.asarray(boxes, np.float32).reshape(-1, 4) * scale:
+            draw.rectangle(box.tolist(), outline=colour, width=width)
+    return np.asarray(page)

@@ -1,0 +1,189 @@
+"""The detector: the network builder, and ``CharDetector`` through ``train.py``'s CLI on synthetic pages."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+
+from kuzu_lightning.cli import KuzuCLI
+from kuzu_lightning.data.kaggle import Page
+from kuzu_lightning.data.pages import PageDataset, collate_pages
+from kuzu_lightning.data.synthetic import generate
+from kuzu_lightning.models.detector import CharDetector, build_faster_rcnn
+from wandb_log import history_and_config
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "detector.yaml"
+SMALL = [  # small crops for a CPU test
+    "--data.synthetic_pages", "0", "--data.train_longest_side", "1280", "--data.crop_heights", "[200, 240]",
+    "--data.crop_size", "[192, 224]", "--data.eval_longest_side", "1120", "--data.crops_per_page", "20",
+    "--data.batch_size", "4", "--data.num_workers", "0", "--data.n_folds", "3",
+    "--model.anchor_sizes", "[16, 32, 64]", "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
+    "--trainer.enable_model_summary", "false", "--trainer.log_every_n_steps", "1",
+]
+
+
+@pytest.fixture(scope="module")
+def pages_dir(tmp_path_factory):
+    """Nine pages of three books, 1024 px high, and one test page."""
+    return generate(tmp_path_factory.mktemp("pages"), pages=9, test_pages=1, seed=3, height=1024)
+
+
+def cli(subcommand: str, data_dir: Path, *overrides: str) -> KuzuCLI:
+    return KuzuCLI(args=[subcommand, "--config", str(CONFIG), "--data.data_dir", str(data_dir), *SMALL, *overrides])
+
+
+def csv_logger(workdir: Path) -> list[str]:
+    return ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(workdir / "logs")]
+
+
+@pytest.fixture(scope="module")
+def trained(pages_dir, tmp_path_factory):
+    """A short training on the synthetic pages with the CSV logger, run from a scratch folder."""
+    workdir = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        run = cli("fit", pages_dir, "--trainer.max_epochs", "4", "--trainer.check_val_every_n_epoch", "2",
+                  "--model.lr", "0.002", "--model.schedule", "constant",
+                  *csv_logger(workdir))
+    return run, workdir
+
+
+# ------------------------------------------------------------------------------- the network
+
+
+def test_anchors_one_size_per_pyramid_level_or_all_sizes_on_each():
+    resnet = build_faster_rcnn("resnet50", anchor_sizes=(12, 24, 32, 64, 96))
+    assert resnet.rpn.anchor_generator.sizes == ((12,), (24,), (32,), (64,), (96,))
+    assert resnet.rpn.anchor_generator.aspect_ratios == ((0.5, 1.0, 2.0),) * 5
+    mobile = build_faster_rcnn("mobilenet_v3_large", anchor_sizes=(12, 24, 32, 64, 96), aspect_ratios=(1.0,))
+    assert mobile.rpn.anchor_generator.sizes == ((12, 24, 32, 64, 96),) * 3  # strides 16, 32, 64
+    assert mobile.rpn.head.cls_logits.out_channels == 5
+    assert build_faster_rcnn("mobilenet_v3_small", anchor_sizes=(16, 32, 64)).rpn.anchor_generator.sizes == \
+        ((16,), (32,), (64,))
+    assert resnet.roi_heads.nms_thresh == 0.25 and resnet.roi_heads.detections_per_img == 1200
+    assert resnet.roi_heads.box_predictor.cls_score.out_features == 2  # background + "a character"
+
+
+def test_torchvision_transform_does_not_rescale_pages():
+    network = build_faster_rcnn("mobilenet_v3_small").eval()
+    images = [torch.rand(3, 300, 200), torch.rand(3, 1700, 1100)]
+    batch, _ = network.transform(images)
+    assert batch.image_sizes == [(300, 200), (1700, 1100)]
+    torch.testing.assert_close(batch.tensors[0, :, :300, :200],
+                               (images[0] - torch.tensor([0.485, 0.456, 0.406])[:, None, None])
+                               / torch.tensor([0.229, 0.224, 0.225])[:, None, None])
+
+
+def test_local_backbone_weights_file_is_loaded(tmp_path):
+    weights = torchvision.models.mobilenet_v3_small().state_dict()
+    torch.save(weights, tmp_path / "mobilenet_v3_small.pth")
+    detector = CharDetector(backbone="mobilenet_v3_small", weights_path=str(tmp_path / "mobilenet_v3_small.pth"))
+    first = detector.network.backbone.body["0"][0].weight
+    torch.testing.assert_close(first, weights["features.0.0.weight"])
+
+
+def test_more_detections_than_a_submission_holds_are_refused():
+    with pytest.raises(ValueError, match="1200"):
+        CharDetector(backbone="mobilenet_v3_small", box_detections_per_img=1500)
+
+
+# ------------------------------------------------------------------------- through the CLI
+
+
+def test_training_lowers_the_loss_and_detects_far_better_than_untrained(trained, pages_dir, tmp_path):
+    run, workdir = trained
+    metrics = pd.read_csv(Path(run.trainer.logger.log_dir) / "metrics.csv")
+    losses = metrics["train/loss"].dropna().to_numpy()
+    assert losses[-10:].mean() < 0.8 * losses[:10].mean()
+    final = metrics.dropna(subset=["val/f1"]).iloc[-1]
+    assert {"val/precision", "val/recall", "val/best_f1", "val/best_threshold"} <= set(metrics.columns)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        untrained = cli("validate", pages_dir, "--trainer.logger", "false").trainer.callback_metrics
+    # an untrained head scatters up to 1200 boxes, a few of which land on characters of a dense page
+    assert final["val/best_f1"] > float(untrained["val/best_f1"]) + 0.15
+    assert (workdir / "outputs/demo/detector/checkpoints/last.ckpt").is_file()
+    assert list(Path(run.trainer.log_dir, "pictures").glob("val_page0_step*.png"))
+
+
+def test_predictions_are_in_original_scan_pixels(trained, tmp_path):
+    """The same page scanned at twice the size gives boxes twice as large."""
+    model = trained[0].model.eval()
+    page = cv2.imread(str(next(Path(trained[0].datamodule.data_dir, "test_images").glob("*.jpg"))))
+    page = cv2.resize(page, (round(1120 * page.shape[1] / page.shape[0]), 1120), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(tmp_path / "page.png"), page)
+    cv2.imwrite(str(tmp_path / "page2.png"), cv2.resize(page, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
+    dataset = PageDataset([Page("page", image_path=tmp_path / "page.png"),
+                           Page("page2", image_path=tmp_path / "page2.png")], longest_side=1120)
+    batch = collate_pages([dataset[0], dataset[1]])
+    assert batch["scales"].tolist() == [[1.0, 1.0], [0.5, 0.5]]
+    assert torch.equal(batch["images"][0], batch["images"][1])  # the area-averaged double is the page
+    with torch.no_grad():
+        once, twice = model.detect(batch)
+    assert len(once["boxes"]) > 10
+    torch.testing.assert_close(twice["boxes"], 2 * once["boxes"])
+    torch.testing.assert_close(twice["scores"], once["scores"])
+
+
+def test_checkpoint_reloads_with_weights_only_validates_and_predicts(trained, pages_dir, tmp_path):
+    run, workdir = trained
+    callback = run.trainer.checkpoint_callback
+    best = Path(callback.best_model_path)
+    assert best.parent == workdir / "outputs/demo/detector/checkpoints" and (best.parent / "last.ckpt").is_file()
+    reloaded = CharDetector.load_from_checkpoint(best, weights_only=True, map_location="cpu")
+    assert reloaded.hparams.backbone == "mobilenet_v3_large" and list(reloaded.hparams.anchor_sizes) == [16, 32, 64]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        validate = cli("validate", pages_dir, "--ckpt_path", str(best), "--trainer.logger", "false")
+        # the checkpoint holds the weights that scored its val/f1
+        assert float(validate.trainer.callback_metrics["val/f1"]) == pytest.approx(float(callback.best_model_score))
+        predict = cli("predict", pages_dir, "--ckpt_path", str(best), "--trainer.logger", "false",
+                      "--model.score_threshold", "0.2")
+    pages = [page for batch in predict.trainer.predict_loop.predictions for page in batch]
+    assert [p["image_id"] for p in pages] == pd.read_csv(pages_dir / "sample_submission.csv")["image_id"].tolist()
+    boxes = pages[0]["boxes"]
+    assert len(boxes) > 0 and (pages[0]["scores"] >= 0.2).all()
+    assert (boxes[:, 2:] > boxes[:, :2]).all() and boxes[:, 3].max() <= 1024  # the test page is 1024 px high
+
+
+def test_resume_continues_the_step_count(pages_dir, tmp_path):
+    overrides = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", *csv_logger(tmp_path)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        first = cli("fit", pages_dir, "--trainer.max_epochs", "1", *overrides)
+        assert first.trainer.global_step == 2
+        resumed = cli("fit", pages_dir, "--trainer.max_epochs", "2", "--ckpt_path", "last", *overrides)
+    assert resumed.trainer.global_step == 4
+
+
+def test_bf16_mixed_precision_on_cpu_trains_and_validates(pages_dir, tmp_path):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        run = cli("fit", pages_dir, "--trainer.precision", "bf16-mixed", "--trainer.max_epochs", "1",
+                  "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", *csv_logger(tmp_path))
+    metrics = pd.read_csv(Path(run.trainer.logger.log_dir) / "metrics.csv")
+    assert np.isfinite(metrics["train/loss"].dropna()).all() and len(metrics["train/loss"].dropna()) == 2
+    assert "val/f1" in metrics.columns
+
+
+def test_wandb_offline_run_records_metrics_pictures_and_config(pages_dir, tmp_path):
+    import wandb
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        patch.setenv("WANDB_SILENT", "true")
+        cli("fit", pages_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+            "--trainer.limit_val_batches", "1")
+        wandb.finish()
+    [log] = tmp_path.glob("outputs/demo/detector/wandb/offline-run-*/run-*.wandb")
+    history, config = history_and_config(log)
+    assert len(history["train/loss"]) == 2 and len(history["val/f1"]) == 1
+    assert {"val/precision", "val/recall", "val/best_f1", "train/loss_objectness"} <= set(history)
+    assert history["val/page0/_type"] == ["images/separated"]
+    assert list(log.parent.glob("files/media/images/val/page0_*.png"))
+    assert config["config"]["data"]["init_args"]["eval_longest_side"] == 1120
+    assert config["config"]["model"]["class_path"] == "kuzu_lightning.CharDetector"
