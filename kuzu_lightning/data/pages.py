@@ -151,8 +151,9 @@ class PageDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
         if synthetic_pages > 0:
             ensure_dataset(self.data_dir, pages=synthetic_pages, seed=seed)
-        self.train_pages: list[Page] | None = None
-        self.val_pages: list[Page] = []
+        self.train_split: list[Page] | None = None  # training pages as listed
+        self.train_pages: list[Page] | None = None  # the same, pointing at their resized copies
+        self.val_pages: list[Page] | None = None
 
     def _split(self) -> tuple[list[Page], list[Page]]:
         pages = load_train_pages(self.data_dir, max_pixels=self.hparams.max_pixels)
@@ -169,11 +170,13 @@ class PageDataModule(L.LightningDataModule):
             self._cache(self._split()[0])
 
     def setup(self, stage: str | None = None) -> None:
-        if stage == "predict" or self.train_pages is not None:
+        if stage == "predict":
             return
-        train_pages, self.val_pages = self._split()
-        self.train_pages = self._cache(train_pages) if stage in ("fit", None) else []
-        log.info("%d training pages, %d validation pages", len(self.train_pages), len(self.val_pages))
+        if self.val_pages is None:
+            self.train_split, self.val_pages = self._split()
+        if stage in ("fit", None) and self.train_pages is None:
+            self.train_pages = self._cache(self.train_split)
+            log.info("%d training pages, %d validation pages", len(self.train_pages), len(self.val_pages))
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
