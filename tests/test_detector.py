@@ -176,10 +176,11 @@ def test_wandb_offline_run_records_metrics_pictures_and_config(pages_dir, tmp_pa
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)
         patch.setenv("WANDB_SILENT", "true")
+        # an absolute folder: W&B's service, started by an earlier run of this process, resolves relative ones
         cli("fit", pages_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-            "--trainer.limit_val_batches", "1")
+            "--trainer.limit_val_batches", "1", "--trainer.logger.init_args.save_dir", str(tmp_path / "wandb_runs"))
         wandb.finish()
-    [log] = tmp_path.glob("outputs/demo/detector/wandb/offline-run-*/run-*.wandb")
+    [log] = tmp_path.glob("wandb_runs/wandb/offline-run-*/run-*.wandb")
     history, config = history_and_config(log)
     assert len(history["train/loss"]) == 2 and len(history["val/f1"]) == 1
     assert {"val/precision", "val/recall", "val/best_f1", "train/loss_objectness"} <= set(history)
