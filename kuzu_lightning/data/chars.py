@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from kuzu_lightning.data.crop_cache import CropCache, CropSpec
 from kuzu_lightning.data.kaggle import UNK, Vocabulary, book_holdout, book_kfold, load_train_pages
-from kuzu_lightning.data.loaders import worker_options
+from kuzu_lightning.data.loaders import seed_augmentation, worker_options
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import char_train_transform
 
@@ -40,6 +40,7 @@ class CharCropDataset(Dataset):
 
     def __init__(self, cache: CropCache, rows: np.ndarray, labels: np.ndarray, transform=None):
         self.cache, self.rows, self.labels, self.transform = cache, rows, labels, transform
+        seed_augmentation(self)
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_size
 from kuzu_lightning.data.kaggle import Page, book_holdout, book_kfold, clip_boxes, load_test_ids, load_train_pages
-from kuzu_lightning.data.loaders import worker_options
+from kuzu_lightning.data.loaders import seed_augmentation, worker_options
 from kuzu_lightning.data.page_cache import ensure_resized_pages
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import page_train_transform
@@ -61,6 +61,7 @@ class PageCropDataset(Dataset):
 
     def __init__(self, pages: list[Page], transform, crops_per_page: int = 1):
         self.pages, self.transform, self.crops_per_page = pages, transform, crops_per_page
+        seed_augmentation(self)
 
     def __len__(self) -> int:
         return len(self.pages) * self.crops_per_page
