@@ -107,10 +107,11 @@ def test_wandb_offline_run_holds_the_metrics_and_the_resolved_config(easy_dir, t
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_SILENT", "true")
+    # an absolute folder: W&B's service, once started by a run of this process, resolves relative ones
     cli("fit", easy_dir, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-        "--trainer.limit_val_batches", "1")
+        "--trainer.limit_val_batches", "1", "--trainer.logger.init_args.save_dir", str(tmp_path / "wandb_runs"))
     wandb.finish()
-    (log,) = (tmp_path / "outputs/demo/classifier/wandb").glob("offline-run-*/run-*.wandb")
+    (log,) = (tmp_path / "wandb_runs/wandb").glob("offline-run-*/run-*.wandb")
     history, config = history_and_config(log)
     assert len(history["train/loss"]) == 2 and all(v > 0 for v in history["train/loss"])
     assert 0 <= history["val/f1"][-1] <= 1 and "val/top1_se" in history
