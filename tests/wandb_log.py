@@ -7,6 +7,7 @@ protobuf (type 1 = whole, 2/3/4 = first/middle/last piece).
 
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -33,10 +34,26 @@ def records(path: Path):
             yield record
 
 
+def finished_records(path: Path, timeout: float = 60.0) -> list:
+    """The log's records once W&B's service has written the run's ``exit`` record.
+
+    ``wandb.finish()`` can return while the service is still writing the offline log.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = list(records(path))
+        except Exception:  # a record half written: read again
+            found = []
+        if any(record.WhichOneof("record_type") == "exit" for record in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def history_and_config(path: Path) -> tuple[dict[str, list], dict]:
-    """Every logged history value by key (in order), and the run config."""
+    """Every logged history value by key (in order), and the run config, of a finished run."""
     history, config = {}, {}
-    for record in records(path):
+    for record in finished_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "history":
             for item in record.history.item:
