@@ -9,6 +9,7 @@ from kuzu_lightning.data.pages import PageDataModule
 from kuzu_lightning.metrics import KuzushijiF1
 from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.detector import CharDetector
+from kuzu_lightning.models.recognizer import Character, Recognizer
 
-__all__ = ["CharClassifier", "CharDataModule", "CharDetector", "KuzushijiF1", "PageDataModule"]
+__all__ = ["CharClassifier", "CharDataModule", "CharDetector", "Character", "KuzushijiF1", "PageDataModule", "Recognizer"]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Pictures a person looks at: labelled crop grids, pages with true and detected boxes.
+"""Pictures a person looks at: labelled crop grids, pages with true and detected boxes, recognised pages.
 
 Images are RGB ``uint8`` ``H x W x 3``; characters are drawn in IPAexGothic.
 """
@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from kuzu_lightning.data.kaggle import code_to_char
 from kuzu_lightning.font import japanese_font
 
-RIGHT, WRONG, INK = (20, 140, 40), (200, 30, 30), (0, 0, 0)
+RIGHT, WRONG, LABEL = (20, 140, 40), (200, 30, 30), (20, 60, 220)
 
 
 def crop_grid(crops: np.ndarray, true_codes: Sequence[str], predicted_codes: Sequence[str], columns: int = 8) -> np.ndarray:
@@ -32,18 +32,38 @@ def crop_grid(crops: np.ndarray, true_codes: Sequence[str], predicted_codes: Seq
     return np.asarray(grid)
 
 
+def _shrunk(image: np.ndarray, longest_side: int | None) -> tuple[Image.Image, float]:
+    """``image`` as a PIL image shrunk to ``longest_side`` (never enlarged), and the scale applied."""
+    scale = min(1.0, longest_side / max(image.shape[:2])) if longest_side else 1.0
+    page = Image.fromarray(np.ascontiguousarray(image))
+    if scale < 1:
+        page = page.resize((round(page.width * scale), round(page.height * scale)), Image.Resampling.BOX)
+    return page, scale
+
+
 def draw_boxes(image: np.ndarray, true_boxes: np.ndarray, predicted_boxes: np.ndarray,
                longest_side: int | None = 1024) -> np.ndarray:
     """A page with its true boxes in green and predicted boxes in red, shrunk to ``longest_side``.
 
     Boxes are xyxy in ``image``'s pixels.
     """
-    scale = min(1.0, longest_side / max(image.shape[:2])) if longest_side else 1.0
-    page = Image.fromarray(np.ascontiguousarray(image))
-    if scale < 1:
-        page = page.resize((round(page.width * scale), round(page.height * scale)), Image.Resampling.BOX)
+    page, scale = _shrunk(image, longest_side)
     draw = ImageDraw.Draw(page)
     for boxes, colour, width in ((true_boxes, RIGHT, 3), (predicted_boxes, WRONG, 1)):
         for box in np.asarray(boxes, np.float32).reshape(-1, 4) * scale:
             draw.rectangle(box.tolist(), outline=colour, width=width)
+    return np.asarray(page)
+
+
+def draw_characters(image: np.ndarray, boxes: np.ndarray, chars: Sequence[str], longest_side: int | None = 2048,
+                    ) -> np.ndarray:
+    """A page with each recognised character's box (red) and the character drawn beside it, to the
+    box's right, in the Japanese font (blue), shrunk to ``longest_side``. Boxes are xyxy in ``image``'s pixels.
+    """
+    page, scale = _shrunk(image, longest_side)
+    draw = ImageDraw.Draw(page)
+    for (x1, y1, x2, y2), char in zip(np.asarray(boxes, np.float32).reshape(-1, 4) * scale, chars):
+        draw.rectangle((x1, y1, x2, y2), outline=WRONG, width=1)
+        size = max(8, round(min(x2 - x1, y2 - y1) * 0.8))
+        draw.text((x2 + 2, (y1 + y2 - size) / 2), char, fill=LABEL, font=japanese_font(size))
     return np.asarray(page)

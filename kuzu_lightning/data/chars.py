@@ -123,6 +123,8 @@ class CharDataModule(L.LightningDataModule):
                  seed: int = 0, max_pixels: int | None = None):
         super().__init__()
         self.save_hyperparameters()
+        # Paths recorded as text, so that checkpoints load with weights_only=True.
+        self.hparams.update(data_dir=str(data_dir), cache_dir=str(cache_dir) if cache_dir else None)
         self.data_dir = Path(data_dir)
         if synthetic_pages > 0:
             ensure_dataset(self.data_dir, pages=synthetic_pages, seed=seed)

@@ -105,10 +105,19 @@ def decode_page(path: str | Path, longest_side: int | None = None, max_pixels: i
     if image is None:
         raise PageDecodeError(f"{path}: the image data is corrupt or truncated")
     image = _to_rgb8(image, path)
-    if longest_side:
-        scale = longest_side / max(width, height)
-        target = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if target != (image.shape[1], image.shape[0]):
-            shrink = target[0] < image.shape[1]
-            image = cv2.resize(image, target, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return image
+    return resize_longest_side(image, longest_side, (width, height)) if longest_side else image
+
+
+def resize_longest_side(image: np.ndarray, longest_side: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    """``image`` resized (area interpolation down, linear up) to ``longest_side`` on its longer side.
+
+    ``size`` is the ``(width, height)`` the target is computed from (the original's, when ``image``
+    was decoded at a reduced scale); by default ``image``'s own.
+    """
+    width, height = size or (image.shape[1], image.shape[0])
+    scale = longest_side / max(width, height)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if target == (image.shape[1], image.shape[0]):
+        return image
+    shrink = target[0] < image.shape[1]
+    return cv2.resize(image, target, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

@@ -11,9 +11,11 @@ resized pages, and ``targets``, one dict per crop with ``boxes`` ``(N, 4)`` floa
 pixels and ``labels`` ``(N,)`` int64 ones (one foreground class); ``N`` may be 0 (a negative).
 
 Page batches (:func:`collate_pages`): ``images``, a list of ``3 x H x W`` uint8 resized pages,
-``None`` for a page that failed to decode (logged with its file); ``scales`` ``B x 2`` float32;
-``boxes``, the ground truth per page, xyxy in original-scan pixels (empty when unknown);
-``sizes`` ``B x 2`` original ``(width, height)`` (0 when unreadable); ``image_ids``.
+``None`` for a page that failed to decode (logged with its file; ``errors`` holds why, else
+``None``); ``scales`` ``B x 2`` float32; ``boxes`` and ``codes``, the ground truth per page, boxes
+xyxy in original-scan pixels (empty when unknown); ``sizes`` ``B x 2`` original ``(width, height)``
+(0 when unreadable); ``image_ids``; and with ``originals``, the pages at full size (``3 x H x W``
+uint8, ``None`` when unreadable).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_size
+from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_size, resize_longest_side
 from kuzu_lightning.data.kaggle import Page, book_holdout, book_kfold, clip_boxes, load_test_ids, load_train_pages
 from kuzu_lightning.data.loaders import seed_augmentation, worker_options
 from kuzu_lightning.data.page_cache import ensure_resized_pages
@@ -83,39 +85,61 @@ def collate_crops(items: list[dict]) -> dict:
     return {"images": [item["image"] for item in items], "targets": [item["target"] for item in items]}
 
 
+def page_item(image_id: str, image: np.ndarray, size: tuple[int, int], longest_side: int,
+              original: np.ndarray | None = None) -> dict:
+    """One page of a page batch (see the module docstring) from its decoded ``image``.
+
+    ``image`` is the page at any scale of the original ``size`` ``(width, height)``; it is brought
+    to ``longest_side``. ``original``, the page at full size, is passed on as ``original`` when given.
+    """
+    image = resize_longest_side(image, longest_side, size)
+    item = {"image": _chw(image), "scale": torch.tensor([image.shape[1] / size[0], image.shape[0] / size[1]]),
+            "size": torch.tensor(size), "image_id": image_id, "error": None}
+    if original is not None:
+        item["original"] = _chw(original)
+    return item
+
+
 class PageDataset(Dataset):
     """Whole pages resized to ``longest_side`` (reduced JPEG decoding when possible), see the module docstring.
 
-    A page that fails to decode gives ``image=None`` and a logged error naming its file, so a
-    prediction over thousands of pages goes on and still accounts for that page.
+    With ``originals``, each item also holds the page at full size (``original``), decoded once:
+    the Recognizer cuts its character crops from it, at the resolution the classifier trained on.
+    A page that fails to decode gives ``image=None``, its ``error`` and a logged error naming its
+    file, so a prediction over thousands of pages goes on and still accounts for that page.
     """
 
-    def __init__(self, pages: list[Page], longest_side: int, max_pixels: int | None = None):
-        self.pages, self.longest_side, self.max_pixels = pages, longest_side, max_pixels
+    def __init__(self, pages: list[Page], longest_side: int, max_pixels: int | None = None, originals: bool = False):
+        self.pages, self.longest_side, self.max_pixels, self.originals = pages, longest_side, max_pixels, originals
 
     def __len__(self) -> int:
         return len(self.pages)
 
     def __getitem__(self, i: int) -> dict:
         page = self.pages[i]
-        item = {"image": None, "scale": torch.ones(2), "size": torch.zeros(2, dtype=torch.int64),
-                "boxes": torch.from_numpy(np.asarray(page.boxes, np.float32).reshape(-1, 4)), "image_id": page.image_id}
         try:
-            width, height = read_image_size(page.image_path, self.max_pixels)
-            image = decode_page(page.image_path, self.longest_side, self.max_pixels)
+            size = read_image_size(page.image_path, self.max_pixels)
+            image = decode_page(page.image_path, None if self.originals else self.longest_side, self.max_pixels)
+            item = page_item(page.image_id, image, size, self.longest_side, image if self.originals else None)
         except PageDecodeError as error:
             log.error("page %s could not be read, it gets no predictions: %s", page.image_id, error)
-            return item
-        item["image"] = _chw(image)
-        item["scale"] = torch.tensor([image.shape[1] / width, image.shape[0] / height], dtype=torch.float32)
-        item["size"] = torch.tensor([width, height])
+            item = {"image": None, "scale": torch.ones(2), "size": torch.zeros(2, dtype=torch.int64),
+                    "image_id": page.image_id, "error": str(error)}
+            if self.originals:
+                item["original"] = None
+        item["boxes"] = torch.from_numpy(np.asarray(page.boxes, np.float32).reshape(-1, 4))
+        item["codes"] = list(page.codes)
         return item
 
 
 def collate_pages(items: list[dict]) -> dict:
-    return {"images": [item["image"] for item in items], "scales": torch.stack([item["scale"] for item in items]),
-            "sizes": torch.stack([item["size"] for item in items]), "boxes": [item["boxes"] for item in items],
-            "image_ids": [item["image_id"] for item in items]}
+    batch = {"images": [item["image"] for item in items], "scales": torch.stack([item["scale"] for item in items]),
+             "sizes": torch.stack([item["size"] for item in items])}
+    for key, name in (("boxes", "boxes"), ("codes", "codes"), ("image_id", "image_ids"), ("error", "errors"),
+                      ("original", "originals")):
+        if key in items[0]:
+            batch[name] = [item[key] for item in items]
+    return batch
 
 
 class PageDataModule(L.LightningDataModule):
@@ -138,6 +162,8 @@ class PageDataModule(L.LightningDataModule):
         cache_dir: where resized pages live (default ``data_dir/cache``).
         synthetic_pages, seed: if > 0 and ``data_dir`` has no ``train.csv``, generate that many synthetic pages.
         max_pixels: page size limit (default :data:`~kuzu_lightning.data.images.DEFAULT_MAX_PIXELS`).
+        originals: whole-page batches also carry each page at full size (``originals``), for the
+            Recognizer's character crops.
     """
 
     def __init__(self, data_dir: str = "data/kaggle", train_longest_side: int = 2048,
@@ -145,9 +171,12 @@ class PageDataModule(L.LightningDataModule):
                  eval_longest_side: int = 1688, crops_per_page: int = 1, min_visibility: float = 0.5,
                  augment: bool = True, batch_size: int = 8, eval_batch_size: int = 2, num_workers: int = 4,
                  n_folds: int = 5, fold: int = 0, val_books: list[str] | None = None, cache_dir: str | None = None,
-                 synthetic_pages: int = 0, seed: int = 0, max_pixels: int | None = None):
+                 synthetic_pages: int = 0, seed: int = 0, max_pixels: int | None = None,
+                 originals: bool = False):
         super().__init__()
         self.save_hyperparameters()
+        # Paths recorded as text, so that checkpoints load with weights_only=True.
+        self.hparams.update(data_dir=str(data_dir), cache_dir=str(cache_dir) if cache_dir else None)
         self.data_dir = Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
         if synthetic_pages > 0:
@@ -167,7 +196,8 @@ class PageDataModule(L.LightningDataModule):
                                     self.hparams.max_pixels)
 
     def prepare_data(self) -> None:
-        if (self.data_dir / "train.csv").is_file():
+        fitting = self.trainer is None or self.trainer.state.fn == "fit"
+        if fitting and (self.data_dir / "train.csv").is_file():
             self._cache(self._split()[0])
 
     def setup(self, stage: str | None = None) -> None:
@@ -188,7 +218,7 @@ class PageDataModule(L.LightningDataModule):
                           **worker_options(hp.num_workers))
 
     def _pages_loader(self, pages: list[Page]) -> DataLoader:
-        dataset = PageDataset(pages, self.hparams.eval_longest_side, self.hparams.max_pixels)
+        dataset = PageDataset(pages, self.hparams.eval_longest_side, self.hparams.max_pixels, self.hparams.originals)
         return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, collate_fn=collate_pages,
                           **worker_options(self.hparams.num_workers))
 
@@ -197,7 +227,10 @@ class PageDataModule(L.LightningDataModule):
 
     test_dataloader = val_dataloader
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_ids(self) -> list[str]:
         """The test pages: every id of ``sample_submission.csv`` in its order, else every ``test_images/*.jpg``."""
+        return load_test_ids(self.data_dir)
+
+    def predict_dataloader(self) -> DataLoader:
         image_dir = self.data_dir / "test_images"
-        return self._pages_loader([Page(i, image_path=image_dir / f"{i}.jpg") for i in load_test_ids(self.data_dir)])
+        return self._pages_loader([Page(i, image_path=image_dir / f"{i}.jpg") for i in self.predict_ids()])

@@ -1,0 +1,269 @@
+"""``Recognizer``: a trained :class:`CharDetector` and :class:`CharClassifier` together, page scans in,
+characters out.
+
+For a batch of pages (:mod:`~kuzu_lightning.data.pages` page batches):
+
+1. the detector finds character boxes on each resized page (one page at a time, so a page's result
+   never depends on the pages batched with it); boxes go back to **original-scan pixels**;
+2. crops are cut on the tensor around all boxes of a page at once (:func:`~kuzu_lightning.models.crops.cut_crops`),
+   from the page at full size when the batch carries ``originals``, else from the resized page;
+3. the classifier labels them in batches (the mean of both heads' softmaxes);
+4. detections labelled ``unk`` or below ``min_confidence`` are dropped; at most ``max_characters``
+   per page are kept, by detection score.
+
+Every record is a :class:`Character`: code point, character, centre ``x y`` and box ``x1 y1 x2 y2``
+in original-scan pixels, detection score and class probability. Both models load from their
+Lightning checkpoints with ``weights_only=True``; their hyper-parameters and the settings of the
+data they were trained with (page scale, crop size and margin) come from the checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from kuzu_lightning.data.images import decode_page
+from kuzu_lightning.data.kaggle import UNK, book_id, code_to_char
+from kuzu_lightning.data.pages import collate_pages, page_item
+from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE, KuzushijiF1
+from kuzu_lightning.models.classifier import CharClassifier
+from kuzu_lightning.models.crops import cut_crops
+from kuzu_lightning.models.detector import CharDetector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Character:
+    """One recognised character; coordinates in original-scan pixels."""
+
+    code: str  # code point, "U+3042"
+    char: str  # the character, "あ"
+    x: float  # centre
+    y: float
+    box: tuple[float, float, float, float]  # x1 y1 x2 y2
+    score: float  # detection score
+    probability: float  # the classifier's probability of ``code``
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def characters(page: dict) -> list[Character]:
+    """The records of one page of :meth:`Recognizer.predict_step`'s output."""
+    boxes = page["boxes"].tolist()
+    return [Character(code, code_to_char(code), (x1 + x2) / 2, (y1 + y2) / 2, (x1, y1, x2, y2), score, probability)
+            for code, (x1, y1, x2, y2), score, probability
+            in zip(page["codes"], boxes, page["scores"].tolist(), page["probabilities"].tolist())]
+
+
+def load_trained(model_class: type[L.LightningModule], path: str | Path, required: str) -> tuple[L.LightningModule, dict]:
+    """A ``model_class`` with the weights of the Lightning checkpoint at ``path``, in eval mode, and the
+    hyper-parameters of the DataModule it was trained with (empty when not recorded).
+
+    Loaded with ``weights_only=True``; the network is built without downloading or reading
+    pretrained weights (the checkpoint holds them). Raises ``ValueError`` naming the file when it
+    is not a checkpoint of ``model_class`` (``required`` is a hyper-parameter only that model has).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_class.__name__} checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint
+        raise ValueError(f"{path} is not a Lightning checkpoint that loads with weights_only=True: {error}") from error
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or required not in hparams or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a {model_class.__name__} checkpoint (it has no '{required}' hyper-parameter)")
+    hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    # Built in an empty context: LightningCLI hands the config of the module it is instantiating (this
+    # Recognizer) to save_hyperparameters() through a context variable, which a nested module would take.
+    model = contextvars.Context().run(model_class, **{**hparams, "pretrained": False, "weights_path": None})
+    missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
+    # Pretrained backbones train with frozen batch norm, which has no batch counter; rebuilt without
+    # pretrained weights they have ordinary batch norm, identical in eval mode.
+    missing = [key for key in missing if not key.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError(f"{path}: its weights do not fit a {model_class.__name__} "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval(), checkpoint.get("datamodule_hyper_parameters") or {}
+
+
+def select(scores: torch.Tensor, boxes: torch.Tensor, probabilities: torch.Tensor, unk_index: int | None,
+           min_confidence: float, limit: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which detections become characters: ``(kept indices by descending score, class indices, probabilities)``.
+
+    A detection is dropped when its best class is ``unk_index`` or its probability is below
+    ``min_confidence``; of the rest, the ``limit`` best-scoring are kept. Equal scores are ordered
+    by the top, then the left of their xyxy ``boxes``, so that the order never depends on how the
+    detector happened to list them.
+    """
+    probability, label = probabilities.max(1)
+    keep = probability >= min_confidence
+    if unk_index is not None:
+        keep &= label != unk_index
+    kept = keep.nonzero().flatten()
+    for key in (boxes[:, 0], boxes[:, 1], -scores):  # the last sort is the first key
+        kept = kept[key[kept].argsort(stable=True)]
+    kept = kept[:limit]
+    return kept, label[kept], probability[kept]
+
+
+class Recognizer(L.LightningModule):
+    """Detector + classifier; see the module docstring.
+
+    Args:
+        detector_ckpt, classifier_ckpt: Lightning checkpoints of a ``CharDetector`` and a ``CharClassifier``.
+        detection_threshold: detections scoring below are ignored (default: the detector's ``score_threshold``).
+        min_confidence: characters whose class probability is below are dropped.
+        max_characters: most characters per page (at most 1200, the submission's limit).
+        page_longest_side: the scale pages are detected at (default: the detector's training
+            DataModule's ``eval_longest_side``, else 1688); used by :meth:`recognize`, and checked
+            against the DataModule's in ``predict`` and ``validate``.
+        crop_size, crop_margin: the classifier's crops (default: its training DataModule's
+            ``input_size`` and ``margin``, else 96 and 0.15).
+        classify_batch_size: crops per classifier forward pass.
+    """
+
+    def __init__(self, detector_ckpt: str, classifier_ckpt: str, detection_threshold: float | None = None,
+                 min_confidence: float = 0.0, max_characters: int = MAX_PREDICTIONS_PER_PAGE,
+                 page_longest_side: int | None = None, crop_size: int | None = None, crop_margin: float | None = None,
+                 classify_batch_size: int = 256):
+        super().__init__()
+        if max_characters > MAX_PREDICTIONS_PER_PAGE:
+            raise ValueError(f"max_characters={max_characters} is above the {MAX_PREDICTIONS_PER_PAGE} "
+                             "predictions a submission may hold per page")
+        self.save_hyperparameters()
+        self.detector, detector_data = load_trained(CharDetector, detector_ckpt, "anchor_sizes")
+        self.classifier, classifier_data = load_trained(CharClassifier, classifier_ckpt, "codes")
+        self.requires_grad_(False)
+        self.detection_threshold = (self.detector.hparams.score_threshold if detection_threshold is None
+                                    else detection_threshold)
+        self.page_longest_side = page_longest_side or detector_data.get("eval_longest_side", 1688)
+        self.crop_size = crop_size or classifier_data.get("input_size", 96)
+        self.crop_margin = classifier_data.get("margin", 0.15) if crop_margin is None else crop_margin
+        self.codes = self.classifier.codes
+        self.val_f1 = KuzushijiF1()
+        self.val_detection_f1 = KuzushijiF1(class_agnostic=True)
+        self.val_book_f1 = nn.ModuleDict()
+
+    @classmethod
+    def from_checkpoints(cls, detector_ckpt: str | Path, classifier_ckpt: str | Path, **kwargs) -> Recognizer:
+        """A Recognizer of two trained checkpoints, in eval mode; ``kwargs`` as for the constructor."""
+        return cls(str(detector_ckpt), str(classifier_ckpt), **kwargs).eval()
+
+    # ------------------------------------------------------------------ the pipeline, in stages
+
+    def detect(self, batch: dict) -> list[dict[str, torch.Tensor]]:
+        """Per page: ``boxes`` (xyxy, original-scan pixels) and ``scores`` above ``detection_threshold``."""
+        pages = []
+        for image, scale in zip(batch["images"], batch["scales"]):
+            page = {"images": [image], "scales": scale[None]}
+            found = self.detector.detect(page)[0]
+            kept = found["scores"] >= self.detection_threshold
+            pages.append({"boxes": found["boxes"][kept], "scores": found["scores"][kept]})
+        return pages
+
+    def crops(self, batch: dict, page: int, boxes: torch.Tensor) -> torch.Tensor:
+        """Crops around ``boxes`` (original-scan pixels) of one page of the batch, see :func:`cut_crops`."""
+        originals = batch.get("originals")
+        if originals is not None:
+            return cut_crops(originals[page], boxes, self.crop_size, self.crop_margin)
+        return cut_crops(batch["images"][page], boxes * batch["scales"][page].repeat(2), self.crop_size,
+                         self.crop_margin)
+
+    def classify(self, crops: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``N x C`` of crops, ``classify_batch_size`` at a time."""
+        if len(crops) == 0:
+            return crops.new_zeros((0, len(self.codes)))
+        return torch.cat([self.classifier(chunk) for chunk in crops.split(self.hparams.classify_batch_size)])
+
+    def recognize_batch(self, batch: dict) -> list[dict]:
+        """Per page of a page batch: ``image_id``, ``size`` (width, height), ``error`` (why the page could not
+        be read, else None), and its characters as ``boxes`` (xyxy, original-scan pixels), ``codes``,
+        ``scores`` and ``probabilities``, best detection first (see :func:`characters`)."""
+        errors = batch.get("errors") or [None] * len(batch["images"])
+        results = []
+        for i, found in enumerate(self.detect(batch)):
+            probabilities = self.classify(self.crops(batch, i, found["boxes"]))
+            kept, labels, probability = select(found["scores"], found["boxes"], probabilities, self.classifier.unk_index,
+                                               self.hparams.min_confidence, self.hparams.max_characters)
+            results.append({
+                "image_id": batch["image_ids"][i], "size": tuple(batch["sizes"][i].tolist()),
+                "error": errors[i],
+                "boxes": found["boxes"][kept].cpu(), "scores": found["scores"][kept].cpu(),
+                "codes": [self.codes[j] for j in labels.tolist()], "labels": labels.cpu(),
+                "probabilities": probability.cpu(),
+            })
+        return results
+
+    # ------------------------------------------------------------------ Lightning
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
+        return self.recognize_batch(batch)
+
+    def setup(self, stage: str) -> None:
+        data = self.trainer.datamodule
+        longest = getattr(data, "hparams", {}).get("eval_longest_side")
+        if longest is not None and longest != self.page_longest_side:
+            log.warning("the DataModule resizes pages to %d px, the detector was validated at %d px: "
+                        "characters will not have their training size", longest, self.page_longest_side)
+        if stage == "validate" and getattr(data, "val_pages", None) is not None:
+            books = sorted({page.book for page in data.val_pages})
+            self.val_book_f1 = nn.ModuleDict({book: KuzushijiF1() for book in books})
+
+    def validation_step(self, batch: dict, batch_idx: int) -> list[dict]:
+        """The competition F1 with classes (also per book) and the detection-only F1 of the same characters."""
+        results = self.recognize_batch(batch)
+        index = {code: i for i, code in enumerate(self.codes)}
+        target = [{"boxes": boxes, "labels": torch.tensor([index.get(c, -1) for c in codes], dtype=torch.long)}
+                  for boxes, codes in zip(batch["boxes"], batch["codes"])]
+        preds = [{"boxes": page["boxes"], "labels": page["labels"]} for page in results]
+        self.val_f1.update(preds, target)
+        self.val_detection_f1.update(preds, target)
+        for page, truth, image_id in zip(preds, target, batch["image_ids"]):
+            book = book_id(image_id)
+            if book in self.val_book_f1:
+                self.val_book_f1[book].update([page], [truth])
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.val_f1.compute()
+        self.log_dict({f"val/{name}": value for name, value in scores.items()})
+        self.log_dict({f"val/detection_{name}": value for name, value in self.val_detection_f1.compute().items()})
+        self.log_dict({f"val/books/{book}/f1": metric.compute()["f1"] for book, metric in self.val_book_f1.items()})
+        for metric in (self.val_f1, self.val_detection_f1, *self.val_book_f1.values()):
+            metric.reset()
+
+    # ------------------------------------------------------------------ Python API
+
+    @torch.inference_mode()
+    def recognize(self, pages: str | Path | np.ndarray | Sequence[str | Path | np.ndarray]
+                  ) -> list[Character] | list[list[Character]]:
+        """The characters of a page (a file path, or an RGB ``uint8`` ``H x W x 3`` array), or of each page of a list.
+
+        A file that cannot be read raises :class:`~kuzu_lightning.data.images.PageDecodeError`.
+        """
+        single = isinstance(pages, (str, Path, np.ndarray))
+        results = []
+        for n, page in enumerate([pages] if single else pages):
+            if isinstance(page, np.ndarray):
+                if page.dtype != np.uint8 or page.ndim != 3 or page.shape[2] != 3:
+                    raise ValueError(f"page {n}: expected an RGB uint8 H x W x 3 array, got {page.dtype} {page.shape}")
+                image, image_id = np.ascontiguousarray(page), f"array{n}"
+            else:
+                image, image_id = decode_page(page), Path(page).stem
+            item = page_item(image_id, image, (image.shape[1], image.shape[0]), self.page_longest_side, image)
+            batch = collate_pages([item])
+            batch["images"] = [image.to(self.device) for image in batch["images"]]
+            batch["originals"] = [image.to(self.device) for image in batch["originals"]]
+            results.append(characters(self.recognize_batch(batch)[0]))
+        return results[0] if single else results

@@ -1,0 +1,253 @@
+"""The Recognizer end to end: checkpoints in, predict.py's submission, JSON and pictures out.
+
+The two checkpoints are real Lightning checkpoints of tiny models trained for two steps on the
+synthetic fixture: enough to exercise every stage (their predictions are near chance).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from kuzu_lightning import CharClassifier, CharDataModule, CharDetector, PageDataModule, Recognizer
+from kuzu_lightning.cli import RecognizeCLI
+from kuzu_lightning.data.crop_cache import crop_square
+from kuzu_lightning.data.images import decode_page
+from kuzu_lightning.data.kaggle import parse_predictions, read_sample_submission
+from kuzu_lightning.metrics import read_submission_csv
+from kuzu_lightning.models.crops import cut_crops
+from kuzu_lightning.models.recognizer import select
+
+ROOT = Path(__file__).resolve().parents[1]
+# One thread per process, so that one process and two DDP processes do the same float arithmetic
+# (Lightning gives each DDP process its share of the cores; sums over other thread counts differ in
+# the last bits, and an untrained detector's near-equal scores can then swap places).
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+PAGE_SCALE = ["--data.eval_longest_side", "512", "--data.num_workers", "0", "--data.synthetic_pages", "0"]
+
+
+def fit_and_save(model: L.LightningModule, data: L.LightningDataModule, path: Path) -> Path:
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, data)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoints(synthetic_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("checkpoints")
+    L.seed_everything(0)
+    pages = PageDataModule(synthetic_dir, train_longest_side=640, crop_heights=(200, 240), crop_size=(192, 240),
+                           eval_longest_side=512, batch_size=2, num_workers=0, n_folds=3, cache_dir=root / "cache")
+    detector = fit_and_save(CharDetector("mobilenet_v3_small", anchor_sizes=(16, 32, 64), box_batch_size_per_image=32,
+                                         score_threshold=0.3, rpn_post_nms_top_n_test=300), pages, root / "detector.ckpt")
+    chars = CharDataModule(synthetic_dir, input_size=32, batch_size=8, num_workers=0, n_folds=3, cache_dir=root / "cache")
+    chars.prepare_data()
+    chars.setup("fit")
+    classifier = fit_and_save(CharClassifier(chars.codes, "legacy_xception", warmup_steps=1), chars,
+                              root / "classifier.ckpt")
+    return detector, classifier
+
+
+@pytest.fixture(scope="module")
+def recognizer(checkpoints):
+    return Recognizer.from_checkpoints(*checkpoints)
+
+
+@pytest.fixture(scope="module")
+def data_with_a_corrupt_page(synthetic_dir, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data") / "kaggle"
+    shutil.copytree(synthetic_dir, data_dir, ignore=shutil.ignore_patterns("cache"))
+    corrupt_id = read_sample_submission(data_dir / "sample_submission.csv")[1]
+    path = data_dir / "test_images" / f"{corrupt_id}.jpg"
+    path.write_bytes(path.read_bytes()[:2000])
+    return data_dir, corrupt_id
+
+
+def predict_args(data_dir: Path, checkpoints, out: Path) -> list[str]:
+    return ["--config", str(ROOT / "configs/demo/predict.yaml"), "--data.data_dir", str(data_dir), *PAGE_SCALE,
+            "--model.detector_ckpt", str(checkpoints[0]), "--model.classifier_ckpt", str(checkpoints[1]),
+            "--trainer.logger", "false", "--output", str(out / "submission.csv"), "--json_dir", str(out / "pages"),
+            "--pictures_dir", str(out / "pictures")]
+
+
+@pytest.fixture(scope="module")
+def predicted(data_with_a_corrupt_page, checkpoints, tmp_path_factory):
+    data_dir, corrupt_id = data_with_a_corrupt_page
+    out = tmp_path_factory.mktemp("predicted")
+    logged = out / "log.txt"
+    with open(logged, "w") as stderr:
+        run = subprocess.run([sys.executable, "predict.py", *predict_args(data_dir, checkpoints, out)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=stderr, text=True, timeout=600, env=ONE_THREAD)
+    assert run.returncode == 0, logged.read_text()[-3000:]
+    return out, logged.read_text()
+
+
+def test_crops_cut_together_equal_crops_cut_one_at_a_time():
+    generator = torch.Generator().manual_seed(0)
+    page = torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8, generator=generator)
+    corners = torch.rand(50, 2, generator=generator) * torch.tensor([180.0, 280.0])
+    boxes = torch.cat([corners, corners + 4 + torch.rand(50, 2, generator=generator) * 60], 1)
+    together = cut_crops(page, boxes, 24, 0.15)
+    alone = torch.cat([cut_crops(page, box[None], 24, 0.15) for box in boxes])
+    assert together.shape == (50, 3, 24, 24)
+    torch.testing.assert_close(together, alone)
+
+
+def test_crops_on_the_tensor_match_the_training_crops(synthetic_dir):
+    image = decode_page(next((synthetic_dir / "train_images").glob("*.jpg")))
+    height, width = image.shape[:2]
+    boxes = np.array([[100, 120, 140, 170], [300, 200, 331, 228], [200, 400, 290, 480], [150, 300, 156, 340]],
+                     np.float32)
+    assert boxes[:, 2].max() < width - 60 and boxes[:, 3].max() < height - 60  # inside: no edge handling
+    sides = (boxes[:, 2:] - boxes[:, :2]).max(1) * 1.3
+    for size in (48, 96):  # each with boxes on both sides of it
+        mine = cut_crops(torch.from_numpy(image).permute(2, 0, 1), torch.from_numpy(boxes), size, 0.15)
+        mine = (mine * 255).permute(0, 2, 3, 1).numpy()
+        training = np.stack([crop_square(image, box, size, 0.15) for box in boxes]).astype(np.float32)
+        difference = np.abs(mine - training)
+        assert difference[sides > size].max() <= 1.0  # shrunk: the same samples, up to uint8 rounding
+        assert difference[sides <= size].mean() < 2.0  # enlarged: a little softer
+
+
+def test_select_drops_unk_and_unconfident_detections_and_keeps_the_best_scoring():
+    scores = torch.tensor([0.6, 0.9, 0.8, 0.7, 0.95])
+    probabilities = torch.tensor([[0.7, 0.2, 0.1],   # class 0, kept
+                                  [0.1, 0.1, 0.8],   # unk
+                                  [0.3, 0.4, 0.3],   # 0.4: below 0.5
+                                  [0.1, 0.9, 0.0],   # class 1, kept
+                                  [0.05, 0.55, 0.4]])  # class 1, kept, best score
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]]).repeat(5, 1)
+    kept, labels, probability = select(scores, boxes, probabilities, unk_index=2, min_confidence=0.5, limit=1200)
+    assert kept.tolist() == [4, 3, 0] and labels.tolist() == [1, 1, 0]
+    torch.testing.assert_close(probability, torch.tensor([0.55, 0.9, 0.7]))
+    assert select(scores, boxes, probabilities, 2, 0.5, limit=2)[0].tolist() == [4, 3]
+    assert select(scores, boxes, probabilities, None, 0.0, limit=1200)[0].tolist() == [4, 1, 2, 3, 0]
+
+
+def test_equal_scores_are_ordered_by_position_whatever_the_detector_order():
+    scores = torch.tensor([0.5, 0.5, 0.9, 0.5])
+    boxes = torch.tensor([[50.0, 20, 60, 30], [10, 20, 20, 30], [0, 0, 5, 5], [30, 5, 40, 15]])
+    probabilities = torch.ones(4, 1)
+    assert select(scores, boxes, probabilities, None, 0.0, 1200)[0].tolist() == [2, 3, 1, 0]
+    shuffled = torch.tensor([3, 0, 2, 1])
+    kept = select(scores[shuffled], boxes[shuffled], probabilities, None, 0.0, 1200)[0]
+    assert shuffled[kept].tolist() == [2, 3, 1, 0]
+
+
+def test_a_file_that_is_not_the_expected_checkpoint_is_refused(checkpoints, tmp_path):
+    detector, classifier = checkpoints
+    with pytest.raises(ValueError, match=rf"{classifier.name} is not a CharDetector checkpoint"):
+        Recognizer(str(classifier), str(classifier))
+    with pytest.raises(ValueError, match=rf"{detector.name} is not a CharClassifier checkpoint"):
+        Recognizer(str(detector), str(detector))
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match=r"notes.ckpt is not a Lightning checkpoint"):
+        Recognizer(str(detector), str(text))
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        Recognizer(str(tmp_path / "missing.ckpt"), str(classifier))
+
+
+def test_settings_come_from_the_checkpoints(recognizer):
+    assert recognizer.page_longest_side == 512  # the detector's DataModule's eval_longest_side
+    assert recognizer.crop_size == 32 and recognizer.crop_margin == 0.15  # the classifier's DataModule's
+    assert recognizer.detection_threshold == 0.3  # the detector's score_threshold
+    assert recognizer.codes == recognizer.classifier.codes and recognizer.classifier.unk_index is None
+
+
+def test_recognize_a_path_an_array_and_a_list(recognizer, synthetic_dir):
+    path = sorted((synthetic_dir / "test_images").glob("*.jpg"))[0]
+    from_path = recognizer.recognize(path)
+    from_array = recognizer.recognize(decode_page(path))
+    assert from_path and from_path == from_array
+    first = from_path[0]
+    assert first.char == chr(int(first.code[2:], 16))
+    assert first.box[0] < first.x < first.box[2] and first.box[1] < first.y < first.box[3]
+    scores = [c.score for c in from_path]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.3 and len(from_path) <= 1200
+    assert recognizer.recognize([str(path), decode_page(path)]) == [from_path, from_path]
+    with pytest.raises(ValueError, match="RGB uint8"):
+        recognizer.recognize(np.zeros((10, 10), np.uint8))
+
+
+def test_recognize_works_in_original_scan_pixels(recognizer, synthetic_dir):
+    """A page scanned at twice the size gives the same characters at twice the coordinates."""
+    image = decode_page(sorted((synthetic_dir / "test_images").glob("*.jpg"))[0])
+    twice = cv2.resize(image, (image.shape[1] * 2, image.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
+    small, large = recognizer.recognize(image), recognizer.recognize(twice)
+    assert len(large) == pytest.approx(len(small), rel=0.1)
+    matched = [min(abs(b.x - 2 * a.x) + abs(b.y - 2 * a.y) for b in large) for a in small]
+    assert np.median(matched) < 4
+
+
+def test_predict_py_writes_every_row_in_order_json_and_pictures(predicted, data_with_a_corrupt_page):
+    out, log = predicted
+    data_dir, corrupt_id = data_with_a_corrupt_page
+    ids = read_sample_submission(data_dir / "sample_submission.csv")
+    submission = read_submission_csv(out / "submission.csv")
+    assert submission["image_id"].tolist() == ids
+    assert not list(out.glob(".submission.csv.partial-*"))
+    for image_id, labels in zip(submission["image_id"], submission["labels"]):
+        codes, points = parse_predictions(labels, "submission.csv")
+        page = json.loads((out / "pages" / f"{image_id}.json").read_text(encoding="utf-8"))
+        assert [c["code"] for c in page["characters"]] == codes
+        centres = np.array([[c["x"], c["y"]] for c in page["characters"]]).reshape(-1, 2)
+        np.testing.assert_allclose(centres, points.reshape(-1, 2), atol=0.01)
+        if image_id == corrupt_id:
+            assert codes == [] and page["error"] and not (out / "pictures" / f"{image_id}.png").exists()
+        else:
+            assert 0 < len(codes) <= 1200 and page["error"] is None
+            assert all(0 <= x <= page["width"] and 0 <= y <= page["height"] for x, y in points)
+            picture = cv2.imread(str(out / "pictures" / f"{image_id}.png"))
+            assert max(picture.shape[:2]) == 512
+    assert f"page {corrupt_id} could not be read" in log
+    assert log.count(corrupt_id) >= 2  # the loader's error, and the writer's empty-row message
+
+
+def test_the_submission_scores_through_the_metric_cli(predicted, data_with_a_corrupt_page):
+    out, _ = predicted
+    data_dir, _ = data_with_a_corrupt_page
+    run = subprocess.run([sys.executable, "-m", "kuzu_lightning.metrics", str(out / "submission.csv"),
+                          str(data_dir / "test_solution.csv"), "--class-agnostic"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    scores = json.loads(run.stdout.strip().splitlines()[-1])
+    assert scores["tp"] + scores["fp"] == sum(len(p.split()) // 3 for p in
+                                              read_submission_csv(out / "submission.csv")["labels"] if isinstance(p, str))
+    assert 0 <= scores["f1"] <= 1
+
+
+def test_two_ddp_processes_write_the_same_submission(predicted, data_with_a_corrupt_page, checkpoints, tmp_path):
+    out, _ = predicted
+    data_dir, _ = data_with_a_corrupt_page
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    run = subprocess.run([sys.executable, "predict.py", *predict_args(data_dir, checkpoints, tmp_path), *ddp], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "submission.csv").read_bytes() == (out / "submission.csv").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == sorted(p.name for p in (out / "pages").iterdir())
+
+
+def test_validate_logs_f1_per_book_and_the_detection_f1_of_the_detector(checkpoints, synthetic_dir, tmp_path):
+    args = ["--config", str(ROOT / "configs/demo/predict.yaml"), "--data.data_dir", str(synthetic_dir), *PAGE_SCALE,
+            "--data.n_folds", "3", "--model.detector_ckpt", str(checkpoints[0]),
+            "--model.classifier_ckpt", str(checkpoints[1]), "--trainer.logger", "false"]
+    metrics = RecognizeCLI(args=["validate", *args]).trainer.callback_metrics
+    books = [key for key in metrics if key.startswith("val/books/")]
+    assert books and all(0 <= float(metrics[key]) <= 1 for key in books)
+    assert float(metrics["val/f1"]) <= float(metrics["val/detection_f1"])
+    # With no unk class and no confidence floor, the characters are the detector's detections: the
+    # same class-agnostic F1 as the detector validating itself on the same pages.
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer.validate(CharDetector.load_from_checkpoint(checkpoints[0], weights_only=True),
+                     PageDataModule(synthetic_dir, eval_longest_side=512, num_workers=0, n_folds=3))
+    assert float(metrics["val/detection_f1"]) == pytest.approx(float(trainer.callback_metrics["val/f1"]), abs=1e-6)
