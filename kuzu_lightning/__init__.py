@@ -11,5 +11,6 @@ from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.detector import CharDetector
 from kuzu_lightning.models.recognizer import Character, Recognizer
 
-__all__ = ["CharClassifier", "CharDataModule", "CharDetector", "Character", "KuzushijiF1", "PageDataModule", "Recognizer"]
+__all__ = ["CharClassifier", "CharDataModule", "CharDetector", "Character", "KuzushijiF1", "PageDataModule",
+           "Recognizer"]
 __version__ = "0.1.0"

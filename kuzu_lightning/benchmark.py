@@ -5,11 +5,12 @@
     python -m kuzu_lightning.benchmark chars       # crop cache build and loader crops/s per worker
     python -m kuzu_lightning.benchmark classifier  # classifier training crops/s on this machine
     python -m kuzu_lightning.benchmark detector [--data-dir DIR]  # page decoding and detector s/page
+    python -m kuzu_lightning.benchmark pipeline [--data-dir DIR]  # recognition s/page by stage, batched crops
 
 ``metric``, ``synthetic`` and ``chars`` run pinned to one CPU core (where the OS allows it), so
 figures compare across machines of different core counts; ``classifier`` and ``detector`` use
 every core. ``detector`` reads the train pages of a Kaggle-layout ``--data-dir`` (real scans are
-about 2400 x 3900 px), or synthetic pages of that size when none is given.
+about 2400 x 3900 px), ``pipeline`` all its pages, or synthetic pages of that size when none is given.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -195,18 +197,108 @@ def bench_detector(data_dir: str | None = None, eval_longest_side: int = 1688, t
     return result
 
 
+def _checkpoint(model, path: str) -> str:
+    """A checkpoint of an untrained model, as the Recognizer loads it (weights and hyper-parameters)."""
+    import torch
+
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    return path
+
+
+def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_large", classifier: str = "legacy_xception",
+                   classes: int = 4782, input_size: int = 96, characters_per_page: int = 200,
+                   one_by_one: int = 200) -> dict:
+    """The whole recognition pipeline on real-size pages, per stage, 32-bit, all cores.
+
+    Per page (every page of ``--data-dir``'s ``train_images/`` and ``test_images/``, or three
+    synthetic pages of real size): **decode** (the scan at full size and at the detector's 1688 px,
+    as ``predict.py`` loads it), **detect**, **crop** (all boxes in one ``roi_align``),
+    **classify** (batches of 256), **write** (the submission row and the page's JSON).
+
+    Untrained models of the real sizes (``classes`` classes, ``input_size`` px crops): speed does
+    not depend on the weights, but the number of detections does, and an untrained detector's
+    means nothing, so the later stages take its ``characters_per_page`` best boxes (200, about a
+    Kaggle page's average). Then the crop + classify stage against the original's way, one crop at
+    a time: cut with OpenCV from the numpy page (:func:`~kuzu_lightning.data.crop_cache.crop_square`)
+    and classified alone, over the first ``one_by_one`` boxes of each page; ``classify_speedup`` is
+    the ratio of the two, per crop.
+    """
+    import torch
+
+    from kuzu_lightning.data.crop_cache import crop_square
+    from kuzu_lightning.data.kaggle import Page
+    from kuzu_lightning.data.pages import PageDataset, collate_pages
+    from kuzu_lightning.data.synthetic import generate
+    from kuzu_lightning.models.classifier import CharClassifier
+    from kuzu_lightning.models.crops import cut_crops
+    from kuzu_lightning.models.detector import CharDetector
+    from kuzu_lightning.models.recognizer import Recognizer, characters
+    from kuzu_lightning.submission import submission_labels, write_page_json
+
+    torch.manual_seed(0)
+    codes = [f"U+{0x3042 + i:04X}" for i in range(classes - 1)] + ["unk"]
+    with tempfile.TemporaryDirectory() as out:
+        if data_dir is None:
+            data_dir = generate(out, pages=3, test_pages=0, seed=0, height=3900)
+        recognizer = Recognizer.from_checkpoints(_checkpoint(CharDetector(detector), f"{out}/detector.ckpt"),
+                                                 _checkpoint(CharClassifier(codes, classifier), f"{out}/classifier.ckpt"),
+                                                 char_crop_size=input_size, detection_threshold=0.0)
+        pages = [Page(path.stem, image_path=path) for path in sorted(Path(data_dir).glob("*_images/*.jpg"))]
+        dataset = PageDataset(pages, recognizer.page_longest_side, originals=True)
+        seconds = {stage: [] for stage in ("decode", "detect", "crop", "classify", "write")}
+        batched, alone, counts = [], [], []
+
+        def timed(stage, function, *args):
+            start = time.perf_counter()
+            value = function(*args)
+            seconds[stage].append(time.perf_counter() - start)
+            return value
+
+        with torch.inference_mode():
+            recognizer.detect(collate_pages([dataset[0]]))  # warm-up
+            for i in range(len(dataset)):
+                batch = timed("decode", lambda: collate_pages([dataset[i]]))
+                found = {key: value[:characters_per_page] for key, value in
+                         timed("detect", recognizer.detect, batch)[0].items()}
+                crops = timed("crop", recognizer.crops, batch, 0, found["boxes"])
+                probabilities = timed("classify", recognizer.classify, crops)
+                counts.append(len(found["boxes"]))
+                page = {"image_id": pages[i].image_id, "size": tuple(batch["sizes"][0].tolist()), "error": None,
+                        "boxes": found["boxes"], "scores": found["scores"], "probabilities": probabilities.amax(1),
+                        "codes": [codes[j] for j in probabilities.argmax(1).tolist()]}
+                timed("write", lambda: (submission_labels(page), write_page_json(out, page, characters(page))))
+                batched.append((seconds["crop"][-1] + seconds["classify"][-1]) / max(1, len(found["boxes"])))
+                image = batch["originals"][0].permute(1, 2, 0).numpy()
+                boxes = found["boxes"][:one_by_one].numpy()
+                start = time.perf_counter()
+                for box in boxes:
+                    crop = torch.from_numpy(crop_square(image, box, input_size, recognizer.char_crop_margin))
+                    recognizer.classifier(crop.permute(2, 0, 1)[None])
+                alone.append((time.perf_counter() - start) / max(1, len(boxes)))
+    total = sum(sum(times) for times in seconds.values())
+    result = {"benchmark": "pipeline", "pages": len(pages), "page_size": list(dataset[0]["size"].tolist()),
+              "threads": torch.get_num_threads(), "detector": detector, "classifier": f"{classifier} {input_size}px",
+              "characters_per_page": round(float(np.mean(counts)), 1), "pages_per_s": round(len(pages) / total, 4),
+              "s_per_page": {stage: round(float(np.mean(times)), 3) for stage, times in seconds.items()},
+              "ms_per_crop_batched": round(1000 * float(np.mean(batched)), 2),
+              "ms_per_crop_one_by_one": round(1000 * float(np.mean(alone)), 2)}
+    result["classify_speedup"] = round(result["ms_per_crop_one_by_one"] / result["ms_per_crop_batched"], 2)
+    return result
+
+
 BENCHMARKS = {"metric": bench_metric, "synthetic": bench_synthetic, "chars": bench_chars, "classifier": bench_classifier,
-              "detector": bench_detector}
+              "detector": bench_detector, "pipeline": bench_pipeline}
 ONE_CORE = {"metric", "synthetic", "chars"}  # the others use every core, as training does
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m kuzu_lightning.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", choices=sorted(BENCHMARKS))
-    parser.add_argument("--data-dir", help="detector: a Kaggle-layout folder whose train pages to read")
+    parser.add_argument("--data-dir", help="detector, pipeline: a Kaggle-layout folder whose train (detector) or "
+                        "train and test (pipeline) pages to read")
     args = parser.parse_args(argv)
     core = _one_core() if args.name in ONE_CORE else None
-    options = {"data_dir": args.data_dir} if args.name == "detector" else {}
+    options = {"data_dir": args.data_dir} if args.name in ("detector", "pipeline") else {}
     result = {**BENCHMARKS[args.name](**options), "cpu_core": core}
     print(json.dumps(result))
     return result

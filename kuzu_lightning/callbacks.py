@@ -89,7 +89,7 @@ class RecognitionWriter(BasePredictionWriter):
     """Writes what :class:`~kuzu_lightning.Recognizer` predicts.
 
     - ``output``: the Kaggle submission, a row for every id of the DataModule's ``predict_ids()``
-      in that order, written once at the end through a temporary file; a page that could not be
+      in that order (without such a DataModule: the pages predicted, as they came), written once at the end through a temporary file; a page that could not be
       read, or on which nothing was recognised, gets empty ``labels`` and a logged message naming it;
     - ``json_dir``: ``{image_id}.json`` per page (see :mod:`~kuzu_lightning.submission`), if given;
     - ``pictures_dir``: ``{image_id}.png`` per page, its boxes with the recognised characters beside
@@ -135,7 +135,8 @@ class RecognitionWriter(BasePredictionWriter):
             problems = {k: v for _, part in gathered for k, v in part.items()}
         if not trainer.is_global_zero:
             return
-        image_ids = trainer.datamodule.predict_ids()
+        data = trainer.datamodule
+        image_ids = data.predict_ids() if hasattr(data, "predict_ids") else list(labels)  # else: as predicted
         for image_id in image_ids:
             if image_id not in labels:
                 problems[image_id] = "was not predicted"

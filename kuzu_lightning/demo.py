@@ -5,7 +5,7 @@ classifier with ``configs/demo/detector.yaml`` and ``configs/demo/classifier.yam
 synthetic test pages with ``configs/demo/predict.yaml`` and the two best checkpoints, and scores
 the submission against the test pages' answers, pages neither model has seen. It prints where
 everything is; its last line is JSON: the end-to-end F1, precision and recall, the detection-only
-F1, and the wall time.
+F1, the wall time and the submission's and pictures' paths.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import logging
 import time
 from pathlib import Path
 
+import wandb
+
 from kuzu_lightning.cli import KuzuCLI, RecognizeCLI
 from kuzu_lightning.metrics import score_csv
 
@@ -25,7 +27,9 @@ log = logging.getLogger(__name__)
 def train(config: Path) -> str:
     """Fit with ``config``; the path of its best checkpoint."""
     cli = KuzuCLI(args=["fit", "--config", str(config)])
-    return cli.trainer.checkpoint_callback.best_model_path
+    wandb.finish()  # Lightning leaves the run open; the next model's logger would write into it
+    checkpoints = cli.trainer.checkpoint_callback
+    return checkpoints.best_model_path or checkpoints.last_model_path
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> dict:
     scores = score_csv(settings.output, solution)
     detection = score_csv(settings.output, solution, class_agnostic=True)
     result = {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"],
-              "detection_f1": detection["f1"], "wall_s": round(time.perf_counter() - start, 1)}
+              "detection_f1": detection["f1"], "wall_s": round(time.perf_counter() - start, 1),
+              "submission": str(settings.output), "pictures": str(settings.pictures_dir)}
     print(f"\ndetector checkpoint:   {detector}\nclassifier checkpoint: {classifier}\n"
           f"submission:            {settings.output}\npages as JSON:         {settings.json_dir}\n"
           f"pictures:              {settings.pictures_dir}\n"

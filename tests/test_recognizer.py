@@ -76,7 +76,8 @@ def data_with_a_corrupt_page(synthetic_dir, tmp_path_factory):
 def predict_args(data_dir: Path, checkpoints, out: Path) -> list[str]:
     return ["--config", str(ROOT / "configs/demo/predict.yaml"), "--data.data_dir", str(data_dir), *PAGE_SCALE,
             "--model.detector_ckpt", str(checkpoints[0]), "--model.classifier_ckpt", str(checkpoints[1]),
-            "--trainer.logger", "false", "--output", str(out / "submission.csv"), "--json_dir", str(out / "pages"),
+            "--trainer.logger", "false", "--trainer.default_root_dir", str(out), "--output", str(out / "submission.csv"),
+            "--json_dir", str(out / "pages"),
             "--pictures_dir", str(out / "pictures")]
 
 
@@ -160,7 +161,7 @@ def test_a_file_that_is_not_the_expected_checkpoint_is_refused(checkpoints, tmp_
 
 def test_settings_come_from_the_checkpoints(recognizer):
     assert recognizer.page_longest_side == 512  # the detector's DataModule's eval_longest_side
-    assert recognizer.crop_size == 32 and recognizer.crop_margin == 0.15  # the classifier's DataModule's
+    assert recognizer.char_crop_size == 32 and recognizer.char_crop_margin == 0.15  # the classifier's DataModule's
     assert recognizer.detection_threshold == 0.3  # the detector's score_threshold
     assert recognizer.codes == recognizer.classifier.codes and recognizer.classifier.unk_index is None
 
@@ -240,14 +241,15 @@ def test_two_ddp_processes_write_the_same_submission(predicted, data_with_a_corr
 def test_validate_logs_f1_per_book_and_the_detection_f1_of_the_detector(checkpoints, synthetic_dir, tmp_path):
     args = ["--config", str(ROOT / "configs/demo/predict.yaml"), "--data.data_dir", str(synthetic_dir), *PAGE_SCALE,
             "--data.n_folds", "3", "--model.detector_ckpt", str(checkpoints[0]),
-            "--model.classifier_ckpt", str(checkpoints[1]), "--trainer.logger", "false"]
+            "--model.classifier_ckpt", str(checkpoints[1]), "--trainer.logger", "false",
+            "--trainer.default_root_dir", str(tmp_path)]
     metrics = RecognizeCLI(args=["validate", *args]).trainer.callback_metrics
     books = [key for key in metrics if key.startswith("val/books/")]
     assert books and all(0 <= float(metrics[key]) <= 1 for key in books)
     assert float(metrics["val/f1"]) <= float(metrics["val/detection_f1"])
     # With no unk class and no confidence floor, the characters are the detector's detections: the
     # same class-agnostic F1 as the detector validating itself on the same pages.
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=tmp_path)
     trainer.validate(CharDetector.load_from_checkpoint(checkpoints[0], weights_only=True),
                      PageDataModule(synthetic_dir, eval_longest_side=512, num_workers=0, n_folds=3))
     assert float(metrics["val/detection_f1"]) == pytest.approx(float(trainer.callback_metrics["val/f1"]), abs=1e-6)

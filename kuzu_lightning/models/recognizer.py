@@ -128,14 +128,15 @@ class Recognizer(L.LightningModule):
         page_longest_side: the scale pages are detected at (default: the detector's training
             DataModule's ``eval_longest_side``, else 1688); used by :meth:`recognize`, and checked
             against the DataModule's in ``predict`` and ``validate``.
-        crop_size, crop_margin: the classifier's crops (default: its training DataModule's
+        char_crop_size, char_crop_margin: the classifier's crops (default: its training DataModule's
             ``input_size`` and ``margin``, else 96 and 0.15).
         classify_batch_size: crops per classifier forward pass.
     """
 
     def __init__(self, detector_ckpt: str, classifier_ckpt: str, detection_threshold: float | None = None,
                  min_confidence: float = 0.0, max_characters: int = MAX_PREDICTIONS_PER_PAGE,
-                 page_longest_side: int | None = None, crop_size: int | None = None, crop_margin: float | None = None,
+                 page_longest_side: int | None = None, char_crop_size: int | None = None,
+                 char_crop_margin: float | None = None,
                  classify_batch_size: int = 256):
         super().__init__()
         if max_characters > MAX_PREDICTIONS_PER_PAGE:
@@ -148,8 +149,8 @@ class Recognizer(L.LightningModule):
         self.detection_threshold = (self.detector.hparams.score_threshold if detection_threshold is None
                                     else detection_threshold)
         self.page_longest_side = page_longest_side or detector_data.get("eval_longest_side", 1688)
-        self.crop_size = crop_size or classifier_data.get("input_size", 96)
-        self.crop_margin = classifier_data.get("margin", 0.15) if crop_margin is None else crop_margin
+        self.char_crop_size = char_crop_size or classifier_data.get("input_size", 96)
+        self.char_crop_margin = classifier_data.get("margin", 0.15) if char_crop_margin is None else char_crop_margin
         self.codes = self.classifier.codes
         self.val_f1 = KuzushijiF1()
         self.val_detection_f1 = KuzushijiF1(class_agnostic=True)
@@ -176,9 +177,9 @@ class Recognizer(L.LightningModule):
         """Crops around ``boxes`` (original-scan pixels) of one page of the batch, see :func:`cut_crops`."""
         originals = batch.get("originals")
         if originals is not None:
-            return cut_crops(originals[page], boxes, self.crop_size, self.crop_margin)
-        return cut_crops(batch["images"][page], boxes * batch["scales"][page].repeat(2), self.crop_size,
-                         self.crop_margin)
+            return cut_crops(originals[page], boxes, self.char_crop_size, self.char_crop_margin)
+        return cut_crops(batch["images"][page], boxes * batch["scales"][page].repeat(2), self.char_crop_size,
+                         self.char_crop_margin)
 
     def classify(self, crops: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``N x C`` of crops, ``classify_batch_size`` at a time."""
@@ -252,6 +253,7 @@ class Recognizer(L.LightningModule):
 
         A file that cannot be read raises :class:`~kuzu_lightning.data.images.PageDecodeError`.
         """
+        self.eval()
         single = isinstance(pages, (str, Path, np.ndarray))
         results = []
         for n, page in enumerate([pages] if single else pages):

@@ -1,0 +1,49 @@
+"""The demo's whole flow, with the demo configs shrunk to a few steps on the small synthetic fixture."""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from kuzu_lightning import demo
+from kuzu_lightning.data.kaggle import read_sample_submission
+from kuzu_lightning.metrics import read_submission_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_DATA = {"synthetic_pages": 0, "num_workers": 0, "n_folds": 3}
+SHRINK = {
+    "detector": {"trainer": {"max_epochs": 1, "limit_train_batches": 2, "check_val_every_n_epoch": 1,
+                             "num_sanity_val_steps": 0},
+                 "data": {**SMALL_DATA, "train_longest_side": 640, "eval_longest_side": 512,
+                          "crop_heights": [200, 240], "crop_size": [192, 240]},
+                 "model": {"backbone": "mobilenet_v3_small", "rpn_post_nms_top_n_test": 300}},
+    "classifier": {"trainer": {"max_epochs": 1, "limit_train_batches": 2, "num_sanity_val_steps": 0},
+                   "data": {**SMALL_DATA, "input_size": 32}},
+    "predict": {"data": {**SMALL_DATA, "eval_longest_side": 512}},
+}
+
+
+def shrunk_configs(synthetic_dir: Path, folder: Path) -> Path:
+    folder.mkdir()
+    for name, changes in SHRINK.items():
+        config = yaml.safe_load((ROOT / "configs" / "demo" / f"{name}.yaml").read_text())
+        config["data"]["init_args"]["data_dir"] = str(synthetic_dir)
+        for section, values in changes.items():
+            (config[section]["init_args"] if section in ("model", "data") else config[section]).update(values)
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def test_demo_trains_both_models_recognises_the_test_pages_and_scores_them(synthetic_dir, tmp_path, monkeypatch,
+                                                                             capsys):
+    monkeypatch.chdir(tmp_path)  # the configs write under outputs/demo
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    result = demo.main(["--configs", str(shrunk_configs(synthetic_dir, tmp_path / "configs"))])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
+    assert 0 <= result["f1"] <= result["detection_f1"] <= 1
+    ids = read_sample_submission(synthetic_dir / "sample_submission.csv")
+    assert read_submission_csv(result["submission"])["image_id"].tolist() == ids
+    assert sorted(p.stem for p in Path(result["pictures"]).glob("*.png")) == sorted(ids)
+    for model in ("detector", "classifier"):  # each model its own W&B run
+        assert len(list((tmp_path / "outputs/demo" / model / "wandb").glob("offline-run-*"))) == 1
+        assert list((tmp_path / "outputs/demo" / model / "checkpoints").glob("*.ckpt"))
