@@ -24,11 +24,17 @@ from kuzu_lightning.metrics import score_csv
 log = logging.getLogger(__name__)
 
 
+def run(cli_class: type[KuzuCLI], args: list[str]) -> KuzuCLI:
+    """``cli_class(args=args)``, its W&B run finished: Lightning leaves it open, and the next
+    command's logger would write into it."""
+    cli = cli_class(args=args)
+    wandb.finish()
+    return cli
+
+
 def train(config: Path) -> str:
     """Fit with ``config``; the path of its best checkpoint."""
-    cli = KuzuCLI(args=["fit", "--config", str(config)])
-    wandb.finish()  # Lightning leaves the run open; the next model's logger would write into it
-    checkpoints = cli.trainer.checkpoint_callback
+    checkpoints = run(KuzuCLI, ["fit", "--config", str(config)]).trainer.checkpoint_callback
     return checkpoints.best_model_path or checkpoints.last_model_path
 
 
@@ -44,8 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     detector = train(configs["detector"])
     classifier = train(configs["classifier"])
-    cli = RecognizeCLI(args=["predict", "--config", str(configs["predict"]), "--model.detector_ckpt", detector,
-                             "--model.classifier_ckpt", classifier])
+    cli = run(RecognizeCLI, ["predict", "--config", str(configs["predict"]), "--model.detector_ckpt", detector,
+                              "--model.classifier_ckpt", classifier])
     settings = cli.config["predict"]
     solution = Path(settings.data.init_args.data_dir) / "test_solution.csv"
     scores = score_csv(settings.output, solution)

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import wandb
 import yaml
 
 from kuzu_lightning import demo
@@ -44,6 +45,8 @@ def test_demo_trains_both_models_recognises_the_test_pages_and_scores_them(synth
     ids = read_sample_submission(synthetic_dir / "sample_submission.csv")
     assert read_submission_csv(result["submission"])["image_id"].tolist() == ids
     assert sorted(p.stem for p in Path(result["pictures"]).glob("*.png")) == sorted(ids)
-    for model in ("detector", "classifier"):  # each model its own W&B run
-        assert len(list((tmp_path / "outputs/demo" / model / "wandb").glob("offline-run-*"))) == 1
+    for command in ("detector", "classifier", "recognizer"):  # each command its own W&B run, finished
+        assert len(list((tmp_path / "outputs/demo" / command / "wandb").glob("offline-run-*"))) == 1
+    assert wandb.run is None
+    for model in ("detector", "classifier"):
         assert list((tmp_path / "outputs/demo" / model / "checkpoints").glob("*.ckpt"))
