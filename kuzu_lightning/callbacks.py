@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def write_png(path: Path, picture: np.ndarray) -> None:
+    """Save an RGB picture as PNG, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
@@ -89,8 +90,9 @@ class RecognitionWriter(BasePredictionWriter):
     """Writes what :class:`~kuzu_lightning.Recognizer` predicts.
 
     - ``output``: the Kaggle submission, a row for every id of the DataModule's ``predict_ids()``
-      in that order (without such a DataModule: the pages predicted, as they came), written once at the end through a temporary file; a page that could not be
-      read, or on which nothing was recognised, gets empty ``labels`` and a logged message naming it;
+      in that order (without such a DataModule: the pages predicted, as they came), written once
+      at the end through a temporary file; a page that could not be read, or on which nothing was
+      recognised, gets empty ``labels`` and a logged error naming it;
     - ``json_dir``: ``{image_id}.json`` per page (see :mod:`~kuzu_lightning.submission`), if given;
     - ``pictures_dir``: ``{image_id}.png`` per page, its boxes with the recognised characters beside
       them (:func:`~kuzu_lightning.viz.draw_characters`), if given.
