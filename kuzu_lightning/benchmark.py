@@ -246,7 +246,7 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
         pages = [Page(path.stem, image_path=path) for path in sorted(Path(data_dir).glob("*_images/*.jpg"))]
         dataset = PageDataset(pages, recognizer.page_longest_side, originals=True)
         seconds = {stage: [] for stage in ("decode", "detect", "crop", "classify", "write")}
-        batched, alone, counts = [], [], []
+        batched, alone, counts, sizes = [], [], [], []
 
         def timed(stage, function, *args):
             start = time.perf_counter()
@@ -263,7 +263,8 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
                 crops = timed("crop", recognizer.crops, batch, 0, found["boxes"])
                 probabilities = timed("classify", recognizer.classify, crops)
                 counts.append(len(found["boxes"]))
-                page = {"image_id": pages[i].image_id, "size": tuple(batch["sizes"][0].tolist()), "error": None,
+                sizes.append(tuple(batch["sizes"][0].tolist()))
+                page = {"image_id": pages[i].image_id, "size": sizes[-1], "error": None,
                         "boxes": found["boxes"], "scores": found["scores"], "probabilities": probabilities.amax(1),
                         "codes": [codes[j] for j in probabilities.argmax(1).tolist()]}
                 timed("write", lambda: (submission_labels(page), write_page_json(out, page, characters(page))))
@@ -276,7 +277,7 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
                     recognizer.classifier(crop.permute(2, 0, 1)[None])
                 alone.append((time.perf_counter() - start) / max(1, len(boxes)))
     total = sum(sum(times) for times in seconds.values())
-    result = {"benchmark": "pipeline", "pages": len(pages), "page_size": list(dataset[0]["size"].tolist()),
+    result = {"benchmark": "pipeline", "pages": len(pages), "page_sizes": sorted(sizes),
               "threads": torch.get_num_threads(), "detector": detector, "classifier": f"{classifier} {input_size}px",
               "characters_per_page": round(float(np.mean(counts)), 1), "pages_per_s": round(len(pages) / total, 4),
               "s_per_page": {stage: round(float(np.mean(times)), 3) for stage, times in seconds.items()},
