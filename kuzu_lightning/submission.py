@@ -13,15 +13,13 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 
-from kuzu_lightning.data.kaggle import format_predictions
+from kuzu_lightning.data.kaggle import box_centres, format_predictions
 
 
 def submission_labels(page: dict) -> str:
     """The ``labels`` string of one page of recognition output: ``U+XXXX x y ...`` (centres), best first."""
-    boxes = np.asarray(page["boxes"], np.float64).reshape(-1, 4)
-    return format_predictions(page["codes"], (boxes[:, :2] + boxes[:, 2:]) / 2)
+    return format_predictions(page["codes"], box_centres(page["boxes"]))
 
 
 def write_submission(path: str | Path, image_ids: Sequence[str], labels: Mapping[str, str]) -> Path:

@@ -152,6 +152,7 @@ class Recognizer(L.LightningModule):
         self.char_crop_size = char_crop_size or classifier_data.get("input_size", 96)
         self.char_crop_margin = classifier_data.get("margin", 0.15) if char_crop_margin is None else char_crop_margin
         self.codes = self.classifier.codes
+        self.class_index = {code: i for i, code in enumerate(self.codes)}
         self.val_f1 = KuzushijiF1()
         self.val_detection_f1 = KuzushijiF1(class_agnostic=True)
         self.val_book_f1 = nn.ModuleDict()
@@ -224,8 +225,8 @@ class Recognizer(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> list[dict]:
         """The competition F1 with classes (also per book) and the detection-only F1 of the same characters."""
         results = self.recognize_batch(batch)
-        index = {code: i for i, code in enumerate(self.codes)}
-        target = [{"boxes": boxes, "labels": torch.tensor([index.get(c, -1) for c in codes], dtype=torch.long)}
+        target = [{"boxes": boxes,
+                   "labels": torch.tensor([self.class_index.get(c, -1) for c in codes], dtype=torch.long)}
                   for boxes, codes in zip(batch["boxes"], batch["codes"])]
         preds = [{"boxes": page["boxes"], "labels": page["labels"]} for page in results]
         self.val_f1.update(preds, target)
