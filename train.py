@@ -6,7 +6,7 @@
     python train.py fit --help
 """
 
-from kuzu_lightning.cli import KuzuCLI
+from kuzu_lightning.cli import TrainCLI
 
 if __name__ == "__main__":
-    KuzuCLI()
+    TrainCLI()

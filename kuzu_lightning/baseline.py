@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from kuzu_lightning.data.formats import code_to_char, format_predictions
 from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_size
-from kuzu_lightning.data.kaggle import code_to_char, format_predictions, load_test_ids, read_labels_csv
+from kuzu_lightning.data.kaggle import load_test_ids, read_labels_csv
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE, score_csv
 

@@ -46,7 +46,7 @@ def kaggle_sized_fold(pages: int = 780, boxes_per_page: int = 180, classes: int 
     weights = 1.0 / np.arange(1, classes + 1)
     codes = np.array([f"U+{0x3041 + i:04X}" for i in range(classes)])
     solution, submission = [], []
-    for page in range(pages):
+    for _ in range(pages):
         n = int(rng.poisson(boxes_per_page))
         xy = rng.uniform(0, 2200, size=(n, 2)).round()
         wh = rng.uniform(40, 160, size=(n, 2)).round()
@@ -227,13 +227,13 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
 
     from kuzu_lightning.data.crop_cache import crop_square
     from kuzu_lightning.data.kaggle import Page
-    from kuzu_lightning.data.pages import PageDataset, collate_pages
+    from kuzu_lightning.data.pages import PageDataset, collate_whole_pages
     from kuzu_lightning.data.synthetic import generate
     from kuzu_lightning.models.classifier import CharClassifier
-    from kuzu_lightning.models.crops import cut_crops
     from kuzu_lightning.models.detector import CharDetector
-    from kuzu_lightning.models.recognizer import Recognizer, characters
-    from kuzu_lightning.submission import submission_labels, write_page_json
+    from kuzu_lightning.models.recognizer import Recognizer
+    from kuzu_lightning.records import characters, submission_labels
+    from kuzu_lightning.submission import write_page_json
 
     torch.manual_seed(0)
     codes = [f"U+{0x3042 + i:04X}" for i in range(classes - 1)] + ["unk"]
@@ -255,9 +255,9 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
             return value
 
         with torch.inference_mode():
-            recognizer.detect(collate_pages([dataset[0]]))  # warm-up
+            recognizer.detect(collate_whole_pages([dataset[0]]))  # warm-up
             for i in range(len(dataset)):
-                batch = timed("decode", lambda: collate_pages([dataset[i]]))
+                batch = timed("decode", lambda: collate_whole_pages([dataset[i]]))
                 found = {key: value[:characters_per_page] for key, value in
                          timed("detect", recognizer.detect, batch)[0].items()}
                 crops = timed("crop", recognizer.crops, batch, 0, found["boxes"])

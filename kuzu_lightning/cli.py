@@ -1,19 +1,67 @@
-"""The ``LightningCLI`` of ``train.py`` (:class:`KuzuCLI`) and ``predict.py`` (:class:`RecognizeCLI`).
+"""The ``LightningCLI`` of ``train.py`` (:class:`TrainCLI`) and ``predict.py`` (:class:`RecognizeCLI`).
 
-- The model and the data are chosen in the YAML by ``class_path`` (``kuzu_lightning.CharClassifier``
-  with ``kuzu_lightning.CharDataModule``, ...).
-- The class list is linked: the DataModule's ``codes`` become the model's ``codes`` when the model
-  takes them, so ``num_classes`` is never typed twice.
-- The whole resolved config is saved beside the logs and sent to every logger (W&B's run config).
-- ``predict.py`` runs ``predict`` (the default) or ``validate`` of a Recognizer, with ``--output``,
-  ``--json_dir`` and ``--pictures_dir`` for the :class:`~kuzu_lightning.callbacks.RecognitionWriter`.
+Configs are composed, each setting written once:
+
+- ``configs/base/trainer.yaml`` (both commands) and ``configs/base/checkpoint.yaml`` (``train.py``)
+  are read first, as defaults: the seed, one GPU at 16-mixed, the W&B logger, the best-``val/f1``
+  and last checkpoints;
+- then every ``--config`` in order, each overriding the ones before: a recipe
+  (``configs/detector.yaml``, ...), then overrides such as ``configs/demo/base.yaml`` (CPU, 32-bit,
+  W&B offline, the synthetic data) and ``configs/demo/detector.yaml`` (the demo's own changes), as
+  :func:`recipe` lists them;
+- then the command line's ``--key value`` overrides.
+
+A run writes everything under ``trainer.default_root_dir``: the W&B files there (unless the
+logger is given its own ``save_dir``) and the checkpoints in its ``checkpoints/``.
+
+The model and the data are chosen in the YAML by ``class_path`` (``kuzu_lightning.CharClassifier``
+with ``kuzu_lightning.CharDataModule``, ...). The class list is linked: the DataModule's ``codes``
+become the model's ``codes`` when the model takes them, so ``num_classes`` is never typed twice.
+The whole resolved config is saved beside the logs and sent to every logger (W&B's run config).
+
+``predict.py`` runs ``predict`` (the default) or ``validate`` of a Recognizer, with ``--output``,
+``--json_dir`` and ``--pictures_dir`` for the :class:`~kuzu_lightning.writer.RecognitionWriter`. The
+page scale and the book-wise split of its pages come from the detector's checkpoint unless given.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from kuzu_lightning.callbacks import RecognitionWriter
+from kuzu_lightning.models.recognizer import trained_data_settings
+from kuzu_lightning.writer import RecognitionWriter
+
+log = logging.getLogger(__name__)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+"""The shipped configs (in a checkout of the repository)."""
+SPLIT_AND_SCALE = ("eval_longest_side", "n_folds", "fold", "val_books")
+"""The data settings ``predict.py`` takes from the detector's checkpoint unless they are given."""
+
+
+def show_project_logs() -> None:
+    """Print the project's own INFO messages ("wrote submission.csv", skipped pages, ...), as Lightning prints
+    its own, unless the program has set up logging itself."""
+    project = logging.getLogger("kuzu_lightning")
+    if not logging.getLogger().handlers and not project.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        project.addHandler(handler)
+        project.setLevel(logging.INFO)
+
+
+def recipe(model: str, demo: bool = False) -> list[str]:
+    """The ``--config`` arguments of a shipped recipe: ``model`` is ``detector``, ``classifier`` or
+    ``predict``; ``demo`` adds the demo's overrides (the built-in synthetic data on a CPU)."""
+    files = [CONFIGS / f"{model}.yaml"]
+    if demo:
+        files += [CONFIGS / "demo" / "base.yaml", CONFIGS / "demo" / f"{model}.yaml"]
+    return [argument for path in files for argument in ("--config", str(path))]
 
 
 class LoggedConfig(SaveConfigCallback):
@@ -26,20 +74,56 @@ class LoggedConfig(SaveConfigCallback):
             logger.log_hyperparams({"config": config.as_dict()})
 
 
-class KuzuCLI(LightningCLI):
+class ProjectCLI(LightningCLI):
+    """What both commands share: subclass mode, the base configs, the logged config, the output folder."""
+
+    BASE_CONFIGS: tuple[str, ...] = ("trainer.yaml",)
+
     def __init__(self, *args, **kwargs):
+        show_project_logs()
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_callback", LoggedConfig)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        base = {"default_config_files": [str(CONFIGS / "base" / name) for name in self.BASE_CONFIGS]}
+        per_subcommand = kwargs.get("run", True)  # run=False parses one config without a subcommand
+        kwargs.setdefault("parser_kwargs", {name: base for name in self.subcommands()} if per_subcommand else base)
         super().__init__(*args, **kwargs)
+
+    @property
+    def settings(self) -> Namespace:
+        """The parsed config of the subcommand (or of the whole command with ``run=False``)."""
+        return self.config[self.subcommand] if self.subcommand else self.config
 
     def add_arguments_to_parser(self, parser) -> None:
         # Applied when the chosen model takes ``codes``; skipped for models that do not.
         parser.link_arguments("data.codes", "model.init_args.codes", apply_on="instantiate")
 
+    def before_instantiate_classes(self) -> None:
+        trainer = self.settings.trainer
+        logger = trainer.logger
+        if not isinstance(logger, Namespace) or "save_dir" not in logger.init_args:
+            return
+        if logger.init_args.save_dir in (None, ".") and trainer.default_root_dir is not None:
+            logger.init_args.save_dir = str(trainer.default_root_dir)
+        # Made now: W&B looks for a git repository from it when the run starts, and warns when it is missing.
+        Path(logger.init_args.save_dir or ".").mkdir(parents=True, exist_ok=True)
 
-class RecognizeCLI(KuzuCLI):
+
+class TrainCLI(ProjectCLI):
+    """``train.py``: fit, validate, test or predict one model; a best-``val/f1`` checkpoint and ``last.ckpt``
+    in ``trainer.default_root_dir/checkpoints`` (``--checkpoint.*`` changes them)."""
+
+    BASE_CONFIGS = ("trainer.yaml", "checkpoint.yaml")
+
+    def add_arguments_to_parser(self, parser) -> None:
+        super().add_arguments_to_parser(parser)
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.link_arguments("trainer.default_root_dir", "checkpoint.dirpath",
+                              compute_fn=lambda root: str(Path(root or ".") / "checkpoints"))
+
+
+class RecognizeCLI(ProjectCLI):
     """``predict`` (the default subcommand) and ``validate`` of a :class:`~kuzu_lightning.Recognizer`."""
 
     @staticmethod
@@ -56,6 +140,24 @@ class RecognizeCLI(KuzuCLI):
         parser.add_argument("--output", default="outputs/submission.csv", help="the Kaggle submission CSV (predict)")
         parser.add_argument("--json_dir", default=None, help="one JSON file per page here (predict)")
         parser.add_argument("--pictures_dir", default=None, help="one PNG per page here (predict)")
+
+    def before_instantiate_classes(self) -> None:
+        """Page scale and split as the detector was validated with, unless the config or command line set them."""
+        super().before_instantiate_classes()
+        config = self.settings
+        data = config.data.init_args
+        if not all(key in data for key in SPLIT_AND_SCALE):
+            return
+        detector = trained_data_settings(config.model.init_args.detector_ckpt)
+        classifier = trained_data_settings(config.model.init_args.classifier_ckpt)
+        for key in SPLIT_AND_SCALE:
+            if data[key] is None and detector.get(key) is not None:
+                data[key] = detector[key]
+        split = ("n_folds", "fold", "val_books")
+        if detector and classifier and any(detector.get(k) != classifier.get(k) for k in split):
+            log.warning("the detector and the classifier were trained on different book-wise splits (%s against %s): "
+                        "validation pages of one may have been trained on by the other",
+                        {k: detector.get(k) for k in split}, {k: classifier.get(k) for k in split})
 
     def before_predict(self) -> None:
         config = self.config[self.subcommand]

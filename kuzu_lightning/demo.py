@@ -1,9 +1,11 @@
 """The demo: ``python -m kuzu_lightning.demo``, from the repository root, on a CPU.
 
 It generates the built-in synthetic dataset (``data/synthetic``), trains the detector and the
-classifier with ``configs/demo/detector.yaml`` and ``configs/demo/classifier.yaml``, recognises the
-synthetic test pages with ``configs/demo/predict.yaml`` and the two best checkpoints, and scores
-the submission against the test pages' answers, pages neither model has seen. It prints where
+classifier with the real recipes and the demo's overrides (``configs/detector.yaml`` +
+``configs/demo/base.yaml`` + ``configs/demo/detector.yaml``, and likewise the classifier; see
+:func:`~kuzu_lightning.cli.recipe`), recognises the synthetic test pages with ``configs/predict.yaml``
+and its demo overrides and the two best checkpoints, and scores the submission against the test
+pages' answers, pages neither model has seen. It prints where
 everything is; its last line is JSON: the end-to-end F1, precision and recall, the detection-only
 F1, the wall time and the submission's and pictures' paths.
 """
@@ -18,13 +20,15 @@ from pathlib import Path
 
 import wandb
 
-from kuzu_lightning.cli import KuzuCLI, RecognizeCLI
+from kuzu_lightning.cli import ProjectCLI, RecognizeCLI, TrainCLI, recipe
 from kuzu_lightning.metrics import score_csv
 
 log = logging.getLogger(__name__)
 
+MODELS = ("detector", "classifier", "predict")
 
-def run(cli_class: type[KuzuCLI], args: list[str]) -> KuzuCLI:
+
+def run(cli_class: type[ProjectCLI], args: list[str]) -> ProjectCLI:
     """``cli_class(args=args)``, its W&B run finished: Lightning leaves it open, and the next
     command's logger would write into it."""
     cli = cli_class(args=args)
@@ -32,26 +36,29 @@ def run(cli_class: type[KuzuCLI], args: list[str]) -> KuzuCLI:
     return cli
 
 
-def train(config: Path) -> str:
-    """Fit with ``config``; the path of its best checkpoint."""
-    checkpoints = run(KuzuCLI, ["fit", "--config", str(config)]).trainer.checkpoint_callback
+def train(model: str, overrides: list[str]) -> str:
+    """Fit the demo's ``model`` (then ``overrides``); the path of its best checkpoint."""
+    checkpoints = run(TrainCLI, ["fit", *recipe(model, demo=True), *overrides]).trainer.checkpoint_callback
     return checkpoints.best_model_path or checkpoints.last_model_path
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m kuzu_lightning.demo", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--configs", type=Path, default=Path("configs/demo"), help="the demo configs' folder")
+    parser.add_argument("--overrides", type=Path, default=None,
+                        help="a folder of further YAML overrides, detector.yaml, classifier.yaml and predict.yaml "
+                             "(each optional), applied after the demo's configs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    configs = {name: args.configs / f"{name}.yaml" for name in ("detector", "classifier", "predict")}
-    missing = [str(path) for path in configs.values() if not path.is_file()]
+    missing = [path for name in MODELS for path in recipe(name, demo=True)[1::2] if not Path(path).is_file()]
     if missing:
-        parser.error(f"{', '.join(missing)} not found: run the demo from the repository root")
+        parser.error(f"{', '.join(missing)} not found: the demo runs from a checkout of the repository")
+    extra = {name: ["--config", str(args.overrides / f"{name}.yaml")]
+             if args.overrides and (args.overrides / f"{name}.yaml").is_file() else [] for name in MODELS}
     start = time.perf_counter()
-    detector = train(configs["detector"])
-    classifier = train(configs["classifier"])
-    cli = run(RecognizeCLI, ["predict", "--config", str(configs["predict"]), "--model.detector_ckpt", detector,
-                              "--model.classifier_ckpt", classifier])
+    detector = train("detector", extra["detector"])
+    classifier = train("classifier", extra["classifier"])
+    cli = run(RecognizeCLI, ["predict", *recipe("predict", demo=True), *extra["predict"],
+                              "--model.detector_ckpt", detector, "--model.classifier_ckpt", classifier])
     settings = cli.config["predict"]
     solution = Path(settings.data.init_args.data_dir) / "test_solution.csv"
     scores = score_csv(settings.output, solution)

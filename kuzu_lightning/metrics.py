@@ -9,6 +9,9 @@ Kaggle does.
 
 Boxes here are xyxy (``x1 y1 x2 y2``) and points ``x y``, both in original-scan pixels.
 
+This module needs numpy and pandas only (the torchmetrics form is
+:class:`~kuzu_lightning.kuzushiji_f1.KuzushijiF1`), so that its command line starts fast.
+
 Command line::
 
     python -m kuzu_lightning.metrics SUBMISSION.csv SOLUTION.csv
@@ -28,10 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torchmetrics import Metric
 
-from kuzu_lightning.data.kaggle import DataFormatError, parse_labels, parse_predictions, xywh_to_xyxy
+from kuzu_lightning.data.formats import DataFormatError, check_unique_ids, parse_labels, parse_predictions, read_csv
+from kuzu_lightning.geometry import xywh_to_xyxy
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,7 @@ def match_counts(
     return tp, fp, fn
 
 
-def _check_prediction_counts(pred_page: np.ndarray, n_pages: int, limit: int | None, names: Sequence[str]) -> None:
+def check_prediction_counts(pred_page: np.ndarray, n_pages: int, limit: int | None, names: Sequence[str]) -> None:
     if limit is None:
         return
     counts = np.bincount(pred_page, minlength=n_pages)
@@ -110,18 +112,14 @@ def _check_prediction_counts(pred_page: np.ndarray, n_pages: int, limit: int | N
 
 
 def score_frames(submission: pd.DataFrame, solution: pd.DataFrame, submission_name: str = "submission",
-                 solution_name: str = "solution", class_agnostic: bool = False, per_page: bool = False) -> dict:
+                 solution_name: str = "solution", class_agnostic: bool = False) -> dict:
     """Score ``image_id,labels`` frames; rows are numbered as CSV rows (header = row 1) in errors.
 
     ``class_agnostic`` ignores the code points (a detector's figure). Returns :func:`f1_summary`
-    plus ``pages``; with ``per_page``, also ``page_counts``, a frame of ``image_id, tp, fp, fn``
-    in solution order.
+    plus ``pages``.
     """
     for frame, name in ((submission, submission_name), (solution, solution_name)):
-        duplicated = frame["image_id"].duplicated()
-        if duplicated.any():
-            row = int(np.argmax(duplicated.to_numpy()))
-            raise DataFormatError(f"{name}, row {row + 2}: image id {frame['image_id'].iloc[row]!r} appears twice")
+        check_unique_ids(frame, name)
     page_index = {image_id: i for i, image_id in enumerate(solution["image_id"])}
     extra = [i for i in submission["image_id"] if i not in page_index]
     if extra:
@@ -147,95 +145,24 @@ def score_frames(submission: pd.DataFrame, solution: pd.DataFrame, submission_na
         labels = np.zeros_like(labels)
     gt_page = np.concatenate(gt_page or [np.zeros(0, int)])
     pred_page = np.concatenate(pred_page or [np.zeros(0, int)])
-    _check_prediction_counts(pred_page, n_pages, MAX_PREDICTIONS_PER_PAGE, solution["image_id"].tolist())
+    check_prediction_counts(pred_page, n_pages, MAX_PREDICTIONS_PER_PAGE, solution["image_id"].tolist())
     boxes = xywh_to_xyxy(np.concatenate(gt_boxes or [np.zeros((0, 4))]), np.float64)  # as Kaggle adds
     tp, fp, fn = match_counts(
         gt_page, labels[: len(gt_codes)], boxes,
         pred_page, labels[len(gt_codes):], np.concatenate(pred_points or [np.zeros((0, 2))]), n_pages,
     )
-    result = {**f1_summary(tp.sum(), fp.sum(), fn.sum()), "pages": n_pages}
-    if per_page:
-        result["page_counts"] = pd.DataFrame({"image_id": solution["image_id"], "tp": tp, "fp": fp, "fn": fn})
-    return result
+    return {**f1_summary(tp.sum(), fp.sum(), fn.sum()), "pages": n_pages}
 
 
 def read_submission_csv(path: str | Path) -> pd.DataFrame:
-    """Read an ``image_id,labels`` CSV as strings, empty labels kept as empty strings."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    if list(frame.columns[:2]) != ["image_id", "labels"]:
-        raise DataFormatError(f"{path}: expected the columns image_id,labels; found {','.join(frame.columns)}")
-    return frame
+    """An ``image_id,labels`` CSV (a submission or a solution) as strings, empty labels as empty strings."""
+    return read_csv(path, ["image_id", "labels"])
 
 
 def score_csv(submission: str | Path, solution: str | Path, class_agnostic: bool = False) -> dict:
     """Score a submission CSV against a solution CSV (both ``image_id,labels``)."""
     return score_frames(read_submission_csv(submission), read_submission_csv(solution), str(submission), str(solution),
                         class_agnostic)
-
-
-class KuzushijiF1(Metric):
-    """The competition F1 as a torchmetrics ``Metric`` (tp/fp/fn sum states, correct under DDP).
-
-    ``update(preds, target)`` takes one dict per page, torchvision style:
-
-    - ``preds[i]``: ``boxes`` ``(N, 4)`` xyxy (their centres are the predicted points) or
-      ``points`` ``(N, 2)``, and ``labels`` ``(N,)`` class indices, in submission order (for
-      example by descending score); ``labels`` may be left out when ``class_agnostic``.
-    - ``target[i]``: ``boxes`` ``(M, 4)`` xyxy and ``labels`` ``(M,)``, in listed order.
-
-    Coordinates must be in one frame on both sides (original-scan pixels for the competition
-    figure). ``class_agnostic=True`` ignores labels: the detector's figure. ``compute()`` returns
-    a dict of ``f1``, ``precision`` and ``recall`` tensors.
-    """
-
-    is_differentiable = False
-    higher_is_better = True
-    full_state_update = False
-
-    def __init__(self, class_agnostic: bool = False, max_predictions_per_page: int | None = MAX_PREDICTIONS_PER_PAGE,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.class_agnostic = class_agnostic
-        self.max_predictions_per_page = max_predictions_per_page
-        for name in ("tp", "fp", "fn"):
-            self.add_state(name, default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def _flatten(self, pages: Sequence[dict], points: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        index, labels, coords = [], [], []
-        for i, page in enumerate(pages):
-            if points and "points" in page:
-                xy = page["points"].detach().float().cpu().numpy().reshape(-1, 2)
-            else:
-                boxes = page["boxes"].detach().float().cpu().numpy().reshape(-1, 4)
-                xy = (boxes[:, :2] + boxes[:, 2:]) / 2 if points else boxes
-            index.append(np.full(len(xy), i))
-            if self.class_agnostic:
-                labels.append(np.zeros(len(xy), dtype=np.int64))
-            else:
-                labels.append(page["labels"].detach().cpu().numpy().reshape(-1).astype(np.int64))
-            coords.append(xy)
-        return np.concatenate(index), np.concatenate(labels), np.concatenate(coords)
-
-    def update(self, preds: Sequence[dict], target: Sequence[dict]) -> None:
-        if len(preds) != len(target):
-            raise ValueError(f"{len(preds)} predicted pages for {len(target)} target pages")
-        if not preds:
-            return
-        pred_page, pred_label, pred_points = self._flatten(preds, points=True)
-        gt_page, gt_label, gt_boxes = self._flatten(target, points=False)
-        _check_prediction_counts(pred_page, len(preds), self.max_predictions_per_page,
-                                 [f"#{i} of the batch" for i in range(len(preds))])
-        tp, fp, fn = match_counts(gt_page, gt_label, gt_boxes, pred_page, pred_label, pred_points, len(preds))
-        self.tp += int(tp.sum())
-        self.fp += int(fp.sum())
-        self.fn += int(fn.sum())
-
-    def compute(self) -> dict[str, torch.Tensor]:
-        summary = f1_summary(int(self.tp), int(self.fp), int(self.fn))
-        return {k: torch.tensor(summary[k], dtype=torch.float32) for k in ("f1", "precision", "recall")}
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -1,8 +1,8 @@
-"""What recognition writes: the Kaggle submission CSV (atomically) and one JSON file per page.
+"""The files recognition writes: the Kaggle submission CSV (atomically) and one JSON file per page.
 
 Coordinates are original-scan pixels: the submission holds each character's centre ``x y``; the
 JSON holds, per character, ``code``, ``char``, centre ``x`` ``y``, ``box`` ``[x1, y1, x2, y2]``,
-detection ``score`` and class ``probability`` (see :class:`~kuzu_lightning.models.recognizer.Character`).
+detection ``score`` and class ``probability`` (see :mod:`kuzu_lightning.records`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-
-from kuzu_lightning.data.kaggle import box_centres, format_predictions
-
-
-def submission_labels(page: dict) -> str:
-    """The ``labels`` string of one page of recognition output: ``U+XXXX x y ...`` (centres), best first."""
-    return format_predictions(page["codes"], box_centres(page["boxes"]))
+from kuzu_lightning.records import Character, page_record
 
 
 def write_submission(path: str | Path, image_ids: Sequence[str], labels: Mapping[str, str]) -> Path:
@@ -39,15 +33,8 @@ def write_submission(path: str | Path, image_ids: Sequence[str], labels: Mapping
     return path
 
 
-def page_record(page: dict, characters: Sequence) -> dict:
-    """The JSON object of one page: ``image_id``, ``width``, ``height``, ``error`` and its ``characters``."""
-    width, height = page["size"]
-    return {"image_id": page["image_id"], "width": int(width), "height": int(height), "error": page["error"],
-            "characters": [c.to_dict() for c in characters]}
-
-
-def write_page_json(directory: str | Path, page: dict, characters: Sequence) -> Path:
-    """``directory/{image_id}.json`` with :func:`page_record`."""
+def write_page_json(directory: str | Path, page: dict, characters: Sequence[Character]) -> Path:
+    """``directory/{image_id}.json`` with :func:`~kuzu_lightning.records.page_record`."""
     path = Path(directory) / f"{page['image_id']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(page_record(page, characters), ensure_ascii=False, indent=1), encoding="utf-8")

@@ -1,16 +1,18 @@
 """Pictures a person looks at: labelled crop grids, pages with true and detected boxes, recognised pages.
 
-Images are RGB ``uint8`` ``H x W x 3``; characters are drawn in IPAexGothic.
+Images are RGB ``uint8`` ``H x W x 3``; characters are drawn in IPAexGothic; :func:`write_png` saves one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from kuzu_lightning.data.kaggle import code_to_char
+from kuzu_lightning.data.formats import code_to_char
 from kuzu_lightning.font import japanese_font
 
 RIGHT, WRONG, LABEL = (20, 140, 40), (200, 30, 30), (20, 60, 220)
@@ -67,3 +69,9 @@ def draw_characters(image: np.ndarray, boxes: np.ndarray, chars: Sequence[str], 
         size = max(8, round(min(x2 - x1, y2 - y1) * 0.8))
         draw.text((x2 + 2, (y1 + y2 - size) / 2), char, fill=LABEL, font=japanese_font(size))
     return np.asarray(page)
+
+
+def write_png(path: Path, picture: np.ndarray) -> None:
+    """Save an RGB picture as PNG, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))

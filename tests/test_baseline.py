@@ -5,7 +5,8 @@ import logging
 import shutil
 
 from kuzu_lightning.baseline import main
-from kuzu_lightning.data.kaggle import load_test_ids, parse_predictions
+from kuzu_lightning.data.formats import parse_predictions
+from kuzu_lightning.data.kaggle import load_test_ids
 from kuzu_lightning.metrics import read_submission_csv
 
 

@@ -3,7 +3,6 @@
 import logging
 import shutil
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +11,9 @@ import torch
 import kuzu_lightning.data.crop_cache as crop_cache
 from kuzu_lightning.data.chars import CharDataModule, sampling_weights
 from kuzu_lightning.data.crop_cache import CropCache, CropSpec, crop_square, unk_boxes
-from kuzu_lightning.data.kaggle import UNK, Page, load_train_pages
+from kuzu_lightning.data.kaggle import Page, load_train_pages
 from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY
+from kuzu_lightning.data.vocabulary import UNK
 
 
 def test_crop_is_centred_square_and_keeps_the_aspect_ratio():
@@ -107,7 +107,7 @@ def datamodule(synthetic_dir, tmp_path_factory):
 def test_datamodule_splits_by_book_and_links_its_classes(datamodule):
     cache = datamodule.cache
     train_books = {cache.image_ids[p].split("_")[0] for p in np.unique(cache.page[datamodule.train_rows])}
-    val_books = {cache.image_ids[p].split("_")[0] for p in datamodule.val_pages}
+    val_books = {cache.image_ids[p].split("_")[0] for p in datamodule.val_cache_pages}
     assert len(val_books) == 1 and train_books.isdisjoint(val_books) and len(train_books) == 2
     assert datamodule.codes[-1] == UNK and len(datamodule.codes) == len(DEFAULT_VOCABULARY) + 1
 

@@ -6,13 +6,12 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-
-from kuzu_lightning.cli import KuzuCLI
-from kuzu_lightning.data.synthetic import generate
-from kuzu_lightning.models.classifier import CharClassifier
 from wandb_log import history_and_config
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "classifier.yaml"
+from kuzu_lightning.cli import TrainCLI, recipe
+from kuzu_lightning.data.synthetic import generate
+from kuzu_lightning.models.classifier import CharClassifier
+
 EASY = "あいうえおかきく"  # eight classes
 
 
@@ -21,9 +20,9 @@ def easy_dir(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("easy"), pages=6, test_pages=1, seed=1, height=512, vocabulary=EASY)
 
 
-def cli(subcommand: str, data_dir: Path, *overrides: str) -> KuzuCLI:
-    return KuzuCLI(args=[
-        subcommand, "--config", str(CONFIG), "--data.data_dir", str(data_dir), "--data.synthetic_pages", "0",
+def cli(subcommand: str, data_dir: Path, *overrides: str) -> TrainCLI:
+    return TrainCLI(args=[
+        subcommand, *recipe("classifier", demo=True), "--data.data_dir", str(data_dir), "--data.synthetic_pages", "0",
         "--data.input_size", "32", "--data.batch_size", "16", "--data.num_workers", "0", "--data.n_folds", "3",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         "--trainer.log_every_n_steps", "1", *overrides,
@@ -134,4 +133,4 @@ def test_validate_test_and_predict_subcommands(trained, easy_dir, monkeypatch):
     assert tested.trainer.callback_metrics["test/f1"] == pytest.approx(float(validated.trainer.callback_metrics["val/f1"]))
     predicted = cli("predict", easy_dir, *common, "--return_predictions", "true")
     pages = [page for batch in predicted.trainer.predict_loop.predictions for page in batch]
-    assert len(pages) == len(run.datamodule.val_pages)
+    assert len(pages) == len(run.datamodule.val_cache_pages)

@@ -10,7 +10,6 @@ from kuzu_lightning import demo
 from kuzu_lightning.data.kaggle import read_sample_submission
 from kuzu_lightning.metrics import read_submission_csv
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL_DATA = {"synthetic_pages": 0, "num_workers": 0, "n_folds": 3}
 SHRINK = {
     "detector": {"trainer": {"max_epochs": 1, "limit_train_batches": 2, "check_val_every_n_epoch": 1,
@@ -25,12 +24,12 @@ SHRINK = {
 
 
 def shrunk_configs(synthetic_dir: Path, folder: Path) -> Path:
+    """Override files for the demo's ``--overrides``: the demo on the small fixture, a few steps."""
     folder.mkdir()
     for name, changes in SHRINK.items():
-        config = yaml.safe_load((ROOT / "configs" / "demo" / f"{name}.yaml").read_text())
+        config = {section: {"init_args": values} if section in ("model", "data") else values
+                  for section, values in changes.items()}
         config["data"]["init_args"]["data_dir"] = str(synthetic_dir)
-        for section, values in changes.items():
-            (config[section]["init_args"] if section in ("model", "data") else config[section]).update(values)
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
     return folder
 
@@ -39,7 +38,7 @@ def test_demo_trains_both_models_recognises_the_test_pages_and_scores_them(synth
                                                                              capsys):
     monkeypatch.chdir(tmp_path)  # the configs write under outputs/demo
     monkeypatch.setenv("WANDB_MODE", "offline")
-    result = demo.main(["--configs", str(shrunk_configs(synthetic_dir, tmp_path / "configs"))])
+    result = demo.main(["--overrides", str(shrunk_configs(synthetic_dir, tmp_path / "configs"))])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
     assert 0 <= result["f1"] <= result["detection_f1"] <= 1
     ids = read_sample_submission(synthetic_dir / "sample_submission.csv")

@@ -8,20 +8,20 @@ import pandas as pd
 import pytest
 import torch
 import torchvision
-
-from kuzu_lightning.cli import KuzuCLI
-from kuzu_lightning.data.kaggle import Page
-from kuzu_lightning.data.pages import PageDataset, collate_pages
-from kuzu_lightning.data.synthetic import generate
-from kuzu_lightning.models.detector import CharDetector, build_faster_rcnn
 from wandb_log import history_and_config
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo" / "detector.yaml"
+from kuzu_lightning.cli import TrainCLI, recipe
+from kuzu_lightning.data.kaggle import Page
+from kuzu_lightning.data.pages import PageDataset, collate_whole_pages
+from kuzu_lightning.data.synthetic import generate
+from kuzu_lightning.models.detector import CharDetector
+
 SMALL = [  # small crops for a CPU test
     "--data.synthetic_pages", "0", "--data.train_longest_side", "1280", "--data.crop_heights", "[200, 240]",
     "--data.crop_size", "[192, 224]", "--data.eval_longest_side", "1120", "--data.crops_per_page", "20",
     "--data.batch_size", "4", "--data.num_workers", "0", "--data.n_folds", "3",
-    "--model.anchor_sizes", "[16, 32, 64]", "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
+    "--model.anchor_sizes", "[16, 32, 64]", "--trainer.check_val_every_n_epoch", "1",
+    "--trainer.enable_progress_bar", "false",
     "--trainer.enable_model_summary", "false", "--trainer.log_every_n_steps", "1",
 ]
 
@@ -32,8 +32,8 @@ def pages_dir(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("pages"), pages=9, test_pages=1, seed=3, height=1024)
 
 
-def cli(subcommand: str, data_dir: Path, *overrides: str) -> KuzuCLI:
-    return KuzuCLI(args=[subcommand, "--config", str(CONFIG), "--data.data_dir", str(data_dir), *SMALL, *overrides])
+def cli(subcommand: str, data_dir: Path, *overrides: str) -> TrainCLI:
+    return TrainCLI(args=[subcommand, *recipe("detector", demo=True), "--data.data_dir", str(data_dir), *SMALL, *overrides])
 
 
 def csv_logger(workdir: Path) -> list[str]:
@@ -56,20 +56,20 @@ def trained(pages_dir, tmp_path_factory):
 
 
 def test_anchors_one_size_per_pyramid_level_or_all_sizes_on_each():
-    resnet = build_faster_rcnn("resnet50", anchor_sizes=(12, 24, 32, 64, 96))
+    resnet = CharDetector("resnet50", anchor_sizes=(12, 24, 32, 64, 96)).network
     assert resnet.rpn.anchor_generator.sizes == ((12,), (24,), (32,), (64,), (96,))
     assert resnet.rpn.anchor_generator.aspect_ratios == ((0.5, 1.0, 2.0),) * 5
-    mobile = build_faster_rcnn("mobilenet_v3_large", anchor_sizes=(12, 24, 32, 64, 96), aspect_ratios=(1.0,))
+    mobile = CharDetector("mobilenet_v3_large", anchor_sizes=(12, 24, 32, 64, 96), aspect_ratios=(1.0,)).network
     assert mobile.rpn.anchor_generator.sizes == ((12, 24, 32, 64, 96),) * 3  # strides 16, 32, 64
     assert mobile.rpn.head.cls_logits.out_channels == 5
-    assert build_faster_rcnn("mobilenet_v3_small", anchor_sizes=(16, 32, 64)).rpn.anchor_generator.sizes == \
+    assert CharDetector("mobilenet_v3_small", anchor_sizes=(16, 32, 64)).network.rpn.anchor_generator.sizes == \
         ((16,), (32,), (64,))
     assert resnet.roi_heads.nms_thresh == 0.25 and resnet.roi_heads.detections_per_img == 1200
     assert resnet.roi_heads.box_predictor.cls_score.out_features == 2  # background + "a character"
 
 
 def test_torchvision_transform_does_not_rescale_pages():
-    network = build_faster_rcnn("mobilenet_v3_small").eval()
+    network = CharDetector("mobilenet_v3_small").network.eval()
     images = [torch.rand(3, 300, 200), torch.rand(3, 1700, 1100)]
     batch, _ = network.transform(images)
     assert batch.image_sizes == [(300, 200), (1700, 1100)]
@@ -119,7 +119,7 @@ def test_predictions_are_in_original_scan_pixels(trained, tmp_path):
     cv2.imwrite(str(tmp_path / "page2.png"), cv2.resize(page, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
     dataset = PageDataset([Page("page", image_path=tmp_path / "page.png"),
                            Page("page2", image_path=tmp_path / "page2.png")], longest_side=1120)
-    batch = collate_pages([dataset[0], dataset[1]])
+    batch = collate_whole_pages([dataset[0], dataset[1]])
     assert batch["scales"].tolist() == [[1.0, 1.0], [0.5, 0.5]]
     assert torch.equal(batch["images"][0], batch["images"][1])  # the area-averaged double is the page
     with torch.no_grad():

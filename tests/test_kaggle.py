@@ -7,11 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kuzu_lightning.data.kaggle import (
-    UNK, DataFormatError, Page, Vocabulary, book_holdout, book_id, book_kfold, box_centres, clip_boxes,
-    format_labels, format_predictions, load_test_ids, load_train_pages, parse_labels, parse_predictions,
-    read_codh_coordinates, read_labels_csv, xywh_to_xyxy, xyxy_to_xywh,
+from kuzu_lightning.data.formats import (
+    DataFormatError,
+    format_labels,
+    format_predictions,
+    parse_labels,
+    parse_predictions,
 )
+from kuzu_lightning.data.kaggle import Page, load_test_ids, load_train_pages, read_codh_coordinates, read_labels_csv
+from kuzu_lightning.data.splits import book_holdout, book_id, book_kfold
+from kuzu_lightning.data.vocabulary import UNK, Vocabulary
+from kuzu_lightning.geometry import box_centres, clip_boxes, xywh_to_xyxy, xyxy_to_xywh
 
 
 def write_train(tmp_path, rows, images=None):
@@ -116,7 +122,8 @@ def test_missing_and_unreadable_images_are_logged_skips(tmp_path, caplog):
 
 
 def test_code_points_missing_from_the_class_table(tmp_path, caplog):
-    write_train(tmp_path, [("a_1", "U+3042 1 2 3 4"), ("a_2", "U+3042 1 2 3 4 U+9999 5 6 7 8")], {"a_1": (40, 40), "a_2": (40, 40)})
+    write_train(tmp_path, [("a_1", "U+3042 1 2 3 4"), ("a_2", "U+3042 1 2 3 4 U+9999 5 6 7 8")],
+                {"a_1": (40, 40), "a_2": (40, 40)})
     vocabulary = Vocabulary(["U+3042", "U+3044"])
     with pytest.raises(DataFormatError, match=r"train.csv, row 3: page a_2 has code point\(s\) missing .*U\+9999"):
         load_train_pages(tmp_path, vocabulary)
@@ -166,7 +173,8 @@ def test_codh_bad_row_names_the_file_and_row(tmp_path):
 
 @pytest.mark.parametrize("image_id, book", [
     ("100241706_00004_2", "100241706"), ("umgy010-028", "umgy010"), ("200014685-00005_2", "200014685"),
-    ("hnsd004-026", "hnsd004"), ("brsk001-001", "brsk001"), ("200003076_00037_2", "200003076"), ("synth002_00001_1", "synth002"),
+    ("hnsd004-026", "hnsd004"), ("brsk001-001", "brsk001"), ("200003076_00037_2", "200003076"),
+    ("synth002_00001_1", "synth002"),
 ])
 def test_book_id(image_id, book):
     assert book_id(image_id) == book
@@ -218,7 +226,7 @@ def test_test_ids_follow_the_sample_submission_or_the_folder(tmp_path):
 
 
 def test_code_points_and_characters_convert_both_ways():
-    from kuzu_lightning.data.kaggle import char_to_code, code_to_char
+    from kuzu_lightning.data.formats import char_to_code, code_to_char
 
     assert code_to_char("U+3042") == "あ" and code_to_char("U+2000B") == "𠀋" and code_to_char(UNK) == UNK
     assert char_to_code("あ") == "U+3042" and char_to_code("𠀋") == "U+2000B" and char_to_code("1") == "U+0031"

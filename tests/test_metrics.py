@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from kuzu_lightning.data.kaggle import DataFormatError
-from kuzu_lightning.metrics import KuzushijiF1, f1_summary, main, score_csv, score_frames
+from kuzu_lightning.data.formats import DataFormatError
+from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
+from kuzu_lightning.metrics import f1_summary, main, score_csv, score_frames
 
 A, B = "U+3042", "U+3044"
 

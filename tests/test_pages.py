@@ -9,8 +9,9 @@ import torch
 
 from kuzu_lightning.data.kaggle import Page, load_test_ids, load_train_pages
 from kuzu_lightning.data.page_cache import ensure_resized_pages
-from kuzu_lightning.data.pages import PageCropDataset, PageDataModule, PageDataset, proper_boxes
+from kuzu_lightning.data.pages import PageDataModule, PageDataset, PageWindowDataset
 from kuzu_lightning.data.transforms import page_train_transform
+from kuzu_lightning.geometry import proper_boxes
 
 
 def test_augmentation_keeps_boxes_on_the_ink():
@@ -50,7 +51,7 @@ def test_a_crop_without_boxes_is_a_negative_sample(tmp_path):
     image = np.full((600, 400, 3), 230, np.uint8)
     cv2.imwrite(str(tmp_path / "blank.jpg"), image)
     page = Page("blank", image_path=tmp_path / "blank.jpg", width=400, height=600)
-    item = PageCropDataset([page], page_train_transform((128, 160), (150, 200)))[0]
+    item = PageWindowDataset([page], page_train_transform((128, 160), (150, 200)))[0]
     assert item["image"].shape == (3, 128, 160) and item["image"].dtype == torch.uint8
     assert item["target"]["boxes"].shape == (0, 4) and item["target"]["labels"].shape == (0,)
 
@@ -59,7 +60,7 @@ def test_training_crops_carry_the_page_boxes_scaled(synthetic_dir, tmp_path):
     pages = load_train_pages(synthetic_dir)[:1]
     cached = ensure_resized_pages(pages, 320, tmp_path)
     identity = page_train_transform(crop_size=(320, 320), crop_heights=(320, 320), augment=False)
-    item = PageCropDataset(cached, identity)[0]
+    item = PageWindowDataset(cached, identity)[0]
     # the page is 320 px high once resized, so the 320 x 320 window spans its height: y is only scaled
     scale = 320 / pages[0].height
     expected = pages[0].boxes[:, [1, 3]] * scale

@@ -3,9 +3,8 @@
 import numpy as np
 
 from kuzu_lightning.data.images import decode_page
-from kuzu_lightning.data.kaggle import (
-    Vocabulary, load_test_ids, load_train_pages, read_codh_coordinates, read_labels_csv,
-)
+from kuzu_lightning.data.kaggle import load_test_ids, load_train_pages, read_codh_coordinates, read_labels_csv
+from kuzu_lightning.data.vocabulary import Vocabulary
 
 
 def test_the_464_real_boxes_load_and_lie_on_their_pages(real_dir, caplog):
@@ -26,7 +25,9 @@ def test_codh_coordinates_hold_the_same_boxes_as_train_csv(real_dir):
     kaggle = {p.image_id: p for p in read_labels_csv(real_dir / "train.csv")}
     codh = {p.image_id: p for p in read_codh_coordinates(real_dir / "codh" / "100241706_coordinate.csv")}
     page = "100241706_00004_2"
-    as_set = lambda p: sorted(zip(p.codes, map(tuple, p.boxes.tolist())))
+    def as_set(p):
+        return sorted(zip(p.codes, map(tuple, p.boxes.tolist())))
+
     assert as_set(codh[page]) == as_set(kaggle[page])
     assert sum(len(p) for p in codh.values()) == 464
 

@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from kuzu_lightning import CharClassifier, CharDataModule, CharDetector, PageDataModule, Recognizer
-from kuzu_lightning.cli import RecognizeCLI
+from kuzu_lightning.cli import RecognizeCLI, recipe
 from kuzu_lightning.data.crop_cache import crop_square
+from kuzu_lightning.data.formats import parse_predictions
 from kuzu_lightning.data.images import decode_page
-from kuzu_lightning.data.kaggle import parse_predictions, read_sample_submission
+from kuzu_lightning.data.kaggle import read_sample_submission
 from kuzu_lightning.metrics import read_submission_csv
 from kuzu_lightning.models.crops import cut_crops
 from kuzu_lightning.models.recognizer import select
@@ -74,7 +75,7 @@ def data_with_a_corrupt_page(synthetic_dir, tmp_path_factory):
 
 
 def predict_args(data_dir: Path, checkpoints, out: Path) -> list[str]:
-    return ["--config", str(ROOT / "configs/demo/predict.yaml"), "--data.data_dir", str(data_dir), *PAGE_SCALE,
+    return [*recipe("predict", demo=True), "--data.data_dir", str(data_dir), *PAGE_SCALE,
             "--model.detector_ckpt", str(checkpoints[0]), "--model.classifier_ckpt", str(checkpoints[1]),
             "--trainer.logger", "false", "--trainer.default_root_dir", str(out), "--output", str(out / "submission.csv"),
             "--json_dir", str(out / "pages"),
@@ -238,8 +239,18 @@ def test_two_ddp_processes_write_the_same_submission(predicted, data_with_a_corr
     assert sorted(p.name for p in (tmp_path / "pages").iterdir()) == sorted(p.name for p in (out / "pages").iterdir())
 
 
+def test_predict_takes_page_scale_and_split_from_the_detector_checkpoint_unless_given(checkpoints, synthetic_dir):
+    args = [*recipe("predict", demo=True), "--data.data_dir", str(synthetic_dir), "--data.synthetic_pages", "0",
+            "--model.detector_ckpt", str(checkpoints[0]), "--model.classifier_ckpt", str(checkpoints[1]),
+            "--trainer.logger", "false"]
+    taken = RecognizeCLI(run=False, args=args).datamodule.hparams
+    assert (taken.eval_longest_side, taken.n_folds, taken.fold) == (512, 3, 0)  # as the checkpoints were trained
+    given = RecognizeCLI(run=False, args=[*args, "--data.eval_longest_side", "640", "--data.fold", "1"]).datamodule.hparams
+    assert (given.eval_longest_side, given.n_folds, given.fold) == (640, 3, 1)
+
+
 def test_validate_logs_f1_per_book_and_the_detection_f1_of_the_detector(checkpoints, synthetic_dir, tmp_path):
-    args = ["--config", str(ROOT / "configs/demo/predict.yaml"), "--data.data_dir", str(synthetic_dir), *PAGE_SCALE,
+    args = [*recipe("predict", demo=True), "--data.data_dir", str(synthetic_dir), *PAGE_SCALE,
             "--data.n_folds", "3", "--model.detector_ckpt", str(checkpoints[0]),
             "--model.classifier_ckpt", str(checkpoints[1]), "--trainer.logger", "false",
             "--trainer.default_root_dir", str(tmp_path)]

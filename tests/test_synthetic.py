@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from kuzu_lightning.data.images import decode_page
-from kuzu_lightning.data.kaggle import (
-    Vocabulary, book_kfold, load_test_ids, load_train_pages, read_labels_csv, read_sample_submission,
-)
+from kuzu_lightning.data.kaggle import load_test_ids, load_train_pages, read_labels_csv, read_sample_submission
+from kuzu_lightning.data.splits import book_kfold
 from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY, ensure_dataset, generate, main
+from kuzu_lightning.data.vocabulary import Vocabulary
 
 
 def test_writes_the_kaggle_layout(synthetic_dir):
@@ -68,7 +68,8 @@ def test_same_seed_same_bytes_other_seed_other_pages(tmp_path):
 
 
 def test_custom_vocabulary_and_the_command_line(tmp_path, capsys):
-    main(["--out", str(tmp_path / "kana"), "--pages", "3", "--test-pages", "1", "--height", "400", "--vocabulary", "あいうえお"])
+    main(["--out", str(tmp_path / "kana"), "--pages", "3", "--test-pages", "1", "--height", "400",
+          "--vocabulary", "あいうえお"])
     assert "wrote 4 pages" in capsys.readouterr().out
     vocabulary = Vocabulary.from_csv(tmp_path / "kana" / "unicode_translation.csv")
     assert vocabulary.chars == list("あいうえお")

@@ -1,4 +1,4 @@
-"""Character crops for the classifier: ``CharCropDataset``, ``PageCropsDataset``, ``CharDataModule``.
+"""Character crops for the classifier: ``CharCropDataset``, ``CharsByPageDataset``, ``CharDataModule``.
 
 Crops come from a :class:`~kuzu_lightning.data.crop_cache.CropCache`: every page is decoded once,
 ever, for all its crops. Training draws single crops (shuffled, or class-balanced); validation,
@@ -22,10 +22,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from kuzu_lightning.data.crop_cache import CropCache, CropSpec
-from kuzu_lightning.data.kaggle import UNK, Vocabulary, book_holdout, book_kfold, load_train_pages
+from kuzu_lightning.data.kaggle import load_train_pages
 from kuzu_lightning.data.loaders import seed_augmentation, worker_options
+from kuzu_lightning.data.splits import book_split
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import char_train_transform
+from kuzu_lightning.data.vocabulary import UNK, Vocabulary
+from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class CharCropDataset(Dataset):
         return {"images": _to_tensor(crop[None])[0], "labels": int(self.labels[self.rows[i]])}
 
 
-class PageCropsDataset(Dataset):
+class CharsByPageDataset(Dataset):
     """All crops of one page per item, labelled ones in their listed order (see the module docstring)."""
 
     def __init__(self, cache: CropCache, pages: np.ndarray, labels: np.ndarray):
@@ -74,7 +77,7 @@ class PageCropsDataset(Dataset):
         }
 
 
-def collate_pages(items: list[dict]) -> dict:
+def collate_chars_by_page(items: list[dict]) -> dict:
     """Concatenate pages' crops; ``page`` says which page of the batch each crop came from."""
     batch = {key: torch.cat([item[key] for item in items]) for key in ("images", "labels", "boxes", "is_char")}
     batch["page"] = torch.cat([torch.full((len(item["labels"]),), i) for i, item in enumerate(items)])
@@ -116,7 +119,8 @@ class CharDataModule(L.LightningDataModule):
         max_pixels: page size limit (default :data:`~kuzu_lightning.data.images.DEFAULT_MAX_PIXELS`).
     """
 
-    def __init__(self, data_dir: str = "data/kaggle", input_size: int = 96, margin: float = 0.15, batch_size: int = 128,
+    def __init__(self, data_dir: str = "data/kaggle", input_size: int = CROP_SIZE, margin: float = CROP_MARGIN,
+                 batch_size: int = 128,
                  val_pages_per_batch: int = 4, num_workers: int = 4, n_folds: int = 5, fold: int = 0,
                  val_books: list[str] | None = None, class_balance: float = 0.0, min_count: int = 0,
                  unk_per_page: int = 0, augment: bool = True, cache_dir: str | None = None, synthetic_pages: int = 0,
@@ -149,17 +153,14 @@ class CharDataModule(L.LightningDataModule):
             return
         pages = self._pages()
         self.cache = CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers)
-        if self.hparams.val_books:
-            train_pages, val_pages = book_holdout(pages, self.hparams.val_books)
-        else:
-            train_pages, val_pages = book_kfold(pages, self.hparams.n_folds, self.hparams.fold)
+        train_pages, val_pages = book_split(pages, self.hparams.n_folds, self.hparams.fold, self.hparams.val_books)
         page_of = {image_id: i for i, image_id in enumerate(self.cache.image_ids)}
         train_ids = np.array([page_of[p.image_id] for p in train_pages if p.image_id in page_of], np.int64)
-        self.val_pages = np.array([page_of[p.image_id] for p in val_pages if p.image_id in page_of], np.int64)
+        self.val_cache_pages = np.array([page_of[p.image_id] for p in val_pages if p.image_id in page_of], np.int64)
         self.labels = self.vocabulary.indices(self.cache.codes.tolist())
         self.train_rows = np.flatnonzero(np.isin(self.cache.page, train_ids))
         log.info("%d training crops from %d pages, %d validation pages (%d classes)",
-                 len(self.train_rows), len(train_ids), len(self.val_pages), len(self.vocabulary))
+                 len(self.train_rows), len(train_ids), len(self.val_cache_pages), len(self.vocabulary))
 
     def train_dataloader(self) -> DataLoader:
         transform = char_train_transform() if self.hparams.augment else None
@@ -173,8 +174,8 @@ class CharDataModule(L.LightningDataModule):
                           drop_last=True, **worker_options(self.hparams.num_workers))
 
     def _pages_loader(self) -> DataLoader:
-        return DataLoader(PageCropsDataset(self.cache, self.val_pages, self.labels),
-                          batch_size=self.hparams.val_pages_per_batch, collate_fn=collate_pages,
+        return DataLoader(CharsByPageDataset(self.cache, self.val_cache_pages, self.labels),
+                          batch_size=self.hparams.val_pages_per_batch, collate_fn=collate_chars_by_page,
                           **worker_options(self.hparams.num_workers))
 
     val_dataloader = test_dataloader = predict_dataloader = _pages_loader

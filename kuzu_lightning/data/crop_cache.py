@@ -1,14 +1,14 @@
 """Character crops, cut once from each page and kept on disk.
 
-A crop is the square centred on a character's box whose side is the box's longer side plus a
-context ``margin`` on each side (a fraction of that side), resampled to ``size x size``: the
-aspect ratio is kept, and parts of the square beyond the page repeat the page's edge. Each page
+A crop is the crop square of a character's box (:func:`kuzu_lightning.geometry.crop_squares`: the
+box's longer side plus a context ``margin`` on each side, centred), resampled to ``size x size``:
+the aspect ratio is kept, and parts of the square beyond the page repeat the page's edge. Each page
 is decoded once, ever: the cache holds every crop of every page as one ``uint8`` array
 ``N x size x size x 3`` on disk (memory-mapped, about 28 KB per crop at 96 px: 19 GB for the full
 Kaggle train set), with an index of page, code point, box (xyxy, original-scan pixels) and kind.
 
 With ``unk_per_page > 0`` each page also gives that many "not a character" crops (code
-:data:`~kuzu_lightning.data.kaggle.UNK`): half on unlabeled ink (side glosses, seals, pictures,
+:data:`~kuzu_lightning.data.vocabulary.UNK`): half on unlabeled ink (side glosses, seals, pictures,
 show-through), half anywhere, none centred inside a labelled box, sized like the page's
 characters.
 
@@ -30,8 +30,10 @@ import cv2
 import numpy as np
 
 from kuzu_lightning.data.images import PageDecodeError, decode_page
-from kuzu_lightning.data.kaggle import UNK, Page
+from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.data.loaders import map_in_processes
+from kuzu_lightning.data.vocabulary import UNK
+from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE, crop_squares
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,8 @@ log = logging.getLogger(__name__)
 class CropSpec:
     """How crops are cut: output ``size``, context ``margin``, ``unk_per_page`` negatives, pixel limit."""
 
-    size: int = 96
-    margin: float = 0.15
+    size: int = CROP_SIZE
+    margin: float = CROP_MARGIN
     unk_per_page: int = 0
     max_pixels: int | None = None
 
@@ -51,12 +53,11 @@ def crop_square(image: np.ndarray, box: np.ndarray, size: int, margin: float) ->
 
     Shrinking samples at twice the output resolution and averages 2 x 2, an anti-aliased resample.
     """
-    x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(x2 - x1, y2 - y1, 1.0) * (1 + 2 * margin)
+    x0, y0, x1, _ = crop_squares(box, margin)[0].tolist()
+    side = x1 - x0
     out = size * 2 if side > size else size
     scale = side / out
     # Output pixel centre u + 0.5 samples the page at x0 + (u + 0.5) * scale (pixel centres at k + 0.5).
-    x0, y0 = (x1 + x2 - side) / 2, (y1 + y2 - side) / 2
     matrix = np.array([[scale, 0, x0 + 0.5 * scale - 0.5], [0, scale, y0 + 0.5 * scale - 0.5]], np.float64)
     crop = cv2.warpAffine(image, matrix, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)

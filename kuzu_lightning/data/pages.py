@@ -1,16 +1,15 @@
-"""Pages for the detector: ``PageCropDataset`` (training), ``PageDataset`` (whole pages), ``PageDataModule``.
+"""Pages for the detector: ``PageWindowDataset`` (training), ``PageDataset`` (whole pages), ``PageDataModule``.
 
-Two frames matter:
+Two frames matter (see :mod:`kuzu_lightning.geometry`): **original-scan pixels**, the frame of
+``train.csv`` and of every prediction that leaves the package, and **the resized page**, scaled so
+that its longer side has ``longest_side`` pixels, with ``scale`` = ``(sx, sy)`` = resized size /
+original size.
 
-- **original-scan pixels**: the frame of ``train.csv`` and of every prediction that leaves the package;
-- **the resized page**: the page scaled so that its longer side has ``longest_side`` pixels.
-  ``scale`` = ``(sx, sy)`` = resized size / original size, so ``resized = original * scale``.
+Training batches (:func:`collate_windows`): ``images``, a list of ``3 x H x W`` uint8 RGB windows
+of resized pages, and ``targets``, one dict per window with ``boxes`` ``(N, 4)`` float32 xyxy in
+window pixels and ``labels`` ``(N,)`` int64 ones (one foreground class); ``N`` may be 0 (a negative).
 
-Training batches (:func:`collate_crops`): ``images``, a list of ``3 x H x W`` uint8 RGB crops of
-resized pages, and ``targets``, one dict per crop with ``boxes`` ``(N, 4)`` float32 xyxy in crop
-pixels and ``labels`` ``(N,)`` int64 ones (one foreground class); ``N`` may be 0 (a negative).
-
-Page batches (:func:`collate_pages`): ``images``, a list of ``3 x H x W`` uint8 resized pages,
+Page batches (:func:`collate_whole_pages`): ``images``, a list of ``3 x H x W`` uint8 resized pages,
 ``None`` for a page that failed to decode (logged with its file; ``errors`` holds why, else
 ``None``); ``scales`` ``B x 2`` float32; ``boxes`` and ``codes``, the ground truth per page, boxes
 xyxy in original-scan pixels (empty when unknown); ``sizes`` ``B x 2`` original ``(width, height)``
@@ -29,32 +28,29 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_size, resize_longest_side
-from kuzu_lightning.data.kaggle import Page, book_holdout, book_kfold, clip_boxes, load_test_ids, load_train_pages
+from kuzu_lightning.data.kaggle import Page, load_test_ids, load_train_pages
 from kuzu_lightning.data.loaders import seed_augmentation, worker_options
 from kuzu_lightning.data.page_cache import ensure_resized_pages
+from kuzu_lightning.data.splits import book_split
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import page_train_transform
+from kuzu_lightning.geometry import page_scale, proper_boxes, to_resized
 
 log = logging.getLogger(__name__)
+
+EVAL_LONGEST_SIDE = 1688
+"""The detector's page scale for whole pages: ``2048 * 384 / 466``, so that characters have the size of
+the original's training crops."""
+N_FOLDS, FOLD = 5, 0
+"""The default book-wise split: fold 0 of 5."""
 
 
 def _chw(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
-def proper_boxes(boxes: np.ndarray, width: int, height: int, min_size: float = 1.0) -> np.ndarray:
-    """xyxy boxes clipped to a ``width x height`` image, without those thinner than ``min_size`` px.
-
-    Torchvision's detection losses raise on a box of zero width or height, so every target
-    passes through here.
-    """
-    boxes, _ = clip_boxes(boxes, width, height)
-    keep = ((boxes[:, 2] - boxes[:, 0]) >= min_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_size)
-    return boxes[keep]
-
-
-class PageCropDataset(Dataset):
-    """Random training crops: ``crops_per_page`` per page and epoch, from resized page images.
+class PageWindowDataset(Dataset):
+    """Random training windows: ``crops_per_page`` per page and epoch, from resized page images.
 
     ``pages`` hold boxes in original-scan pixels and image paths of pages already resized (see
     :mod:`~kuzu_lightning.data.page_cache`); ``transform`` crops and augments (see
@@ -72,8 +68,8 @@ class PageCropDataset(Dataset):
         page = self.pages[i % len(self.pages)]
         image = decode_page(page.image_path)
         height, width = image.shape[:2]
-        scale = np.array([width / page.width, height / page.height] * 2, np.float32)
-        boxes = proper_boxes(page.boxes * scale, width, height)
+        boxes = proper_boxes(to_resized(page.boxes, page_scale((width, height), (page.width, page.height))),
+                             width, height)
         out = self.transform(image=image, bboxes=boxes, labels=np.ones(len(boxes), np.int64))
         crop = out["image"]
         boxes = proper_boxes(np.asarray(out["bboxes"], np.float32).reshape(-1, 4), crop.shape[1], crop.shape[0])
@@ -81,7 +77,7 @@ class PageCropDataset(Dataset):
                 "target": {"boxes": torch.from_numpy(boxes), "labels": torch.ones(len(boxes), dtype=torch.int64)}}
 
 
-def collate_crops(items: list[dict]) -> dict:
+def collate_windows(items: list[dict]) -> dict:
     return {"images": [item["image"] for item in items], "targets": [item["target"] for item in items]}
 
 
@@ -93,7 +89,7 @@ def page_item(image_id: str, image: np.ndarray, size: tuple[int, int], longest_s
     to ``longest_side``. ``original``, the page at full size, is passed on as ``original`` when given.
     """
     image = resize_longest_side(image, longest_side, size)
-    item = {"image": _chw(image), "scale": torch.tensor([image.shape[1] / size[0], image.shape[0] / size[1]]),
+    item = {"image": _chw(image), "scale": torch.from_numpy(page_scale((image.shape[1], image.shape[0]), size)),
             "size": torch.tensor(size), "image_id": image_id, "error": None}
     if original is not None:
         item["original"] = _chw(original)
@@ -132,7 +128,7 @@ class PageDataset(Dataset):
         return item
 
 
-def collate_pages(items: list[dict]) -> dict:
+def collate_whole_pages(items: list[dict]) -> dict:
     batch = {"images": [item["image"] for item in items], "scales": torch.stack([item["scale"] for item in items]),
              "sizes": torch.stack([item["size"] for item in items])}
     for key, name in (("boxes", "boxes"), ("codes", "codes"), ("image_id", "image_ids"), ("error", "errors"),
@@ -151,14 +147,15 @@ class PageDataModule(L.LightningDataModule):
         train_longest_side: training pages are resized to this longer side (cached once, see
             :mod:`~kuzu_lightning.data.page_cache`).
         crop_heights, crop_size: training windows, see :func:`~kuzu_lightning.data.transforms.page_train_transform`.
-        eval_longest_side: validation, test and prediction pages are resized to this longer side;
-            the original: ``2048 * 384 / 466`` = 1688, so characters have their training size.
+        eval_longest_side: validation, test and prediction pages are resized to this longer side
+            (None: :data:`EVAL_LONGEST_SIDE`; ``predict.py``: the detector checkpoint's).
         crops_per_page: training crops per page and epoch.
         min_visibility: a cropped box is kept when at least this fraction of it stays visible.
         augment: colour jitter on training crops (the random crop is always applied).
         batch_size: training crops per batch.  eval_batch_size: whole pages per batch.
         num_workers: loader workers; also the processes that build the page cache.
-        n_folds, fold, val_books: book-wise K-fold split, or these books held out for validation.
+        n_folds, fold, val_books: book-wise K-fold split, or these books held out for validation
+            (None: fold 0 of 5; ``predict.py``: the detector checkpoint's).
         cache_dir: where resized pages live (default ``data_dir/cache``).
         synthetic_pages, seed: if > 0 and ``data_dir`` has no ``train.csv``, generate that many synthetic pages.
         max_pixels: page size limit (default :data:`~kuzu_lightning.data.images.DEFAULT_MAX_PIXELS`).
@@ -168,13 +165,15 @@ class PageDataModule(L.LightningDataModule):
 
     def __init__(self, data_dir: str = "data/kaggle", train_longest_side: int = 2048,
                  crop_heights: tuple[int, int] = (400, 533), crop_size: tuple[int, int] = (384, 512),
-                 eval_longest_side: int = 1688, crops_per_page: int = 1, min_visibility: float = 0.5,
+                 eval_longest_side: int | None = None, crops_per_page: int = 1, min_visibility: float = 0.5,
                  augment: bool = True, batch_size: int = 8, eval_batch_size: int = 2, num_workers: int = 4,
-                 n_folds: int = 5, fold: int = 0, val_books: list[str] | None = None, cache_dir: str | None = None,
-                 synthetic_pages: int = 0, seed: int = 0, max_pixels: int | None = None,
+                 n_folds: int | None = None, fold: int | None = None, val_books: list[str] | None = None,
+                 cache_dir: str | None = None, synthetic_pages: int = 0, seed: int = 0, max_pixels: int | None = None,
                  originals: bool = False):
         super().__init__()
         self.save_hyperparameters()
+        self.hparams.update(eval_longest_side=eval_longest_side or EVAL_LONGEST_SIDE,
+                            n_folds=N_FOLDS if n_folds is None else n_folds, fold=FOLD if fold is None else fold)
         # Paths recorded as text, so that checkpoints load with weights_only=True.
         self.hparams.update(data_dir=str(data_dir), cache_dir=str(cache_dir) if cache_dir else None)
         self.data_dir = Path(data_dir)
@@ -187,9 +186,7 @@ class PageDataModule(L.LightningDataModule):
 
     def _split(self) -> tuple[list[Page], list[Page]]:
         pages = load_train_pages(self.data_dir, max_pixels=self.hparams.max_pixels)
-        if self.hparams.val_books:
-            return book_holdout(pages, self.hparams.val_books)
-        return book_kfold(pages, self.hparams.n_folds, self.hparams.fold)
+        return book_split(pages, self.hparams.n_folds, self.hparams.fold, self.hparams.val_books)
 
     def _cache(self, pages: list[Page]) -> list[Page]:
         return ensure_resized_pages(pages, self.hparams.train_longest_side, self.cache_dir, self.hparams.num_workers,
@@ -211,15 +208,15 @@ class PageDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        dataset = PageCropDataset(self.train_pages, page_train_transform(tuple(hp.crop_size), tuple(hp.crop_heights),
+        dataset = PageWindowDataset(self.train_pages, page_train_transform(tuple(hp.crop_size), tuple(hp.crop_heights),
                                                                          hp.min_visibility, augment=hp.augment),
                                   hp.crops_per_page)
-        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=True, drop_last=True, collate_fn=collate_crops,
+        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=True, drop_last=True, collate_fn=collate_windows,
                           **worker_options(hp.num_workers))
 
     def _pages_loader(self, pages: list[Page]) -> DataLoader:
         dataset = PageDataset(pages, self.hparams.eval_longest_side, self.hparams.max_pixels, self.hparams.originals)
-        return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, collate_fn=collate_pages,
+        return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, collate_fn=collate_whole_pages,
                           **worker_options(self.hparams.num_workers))
 
     def val_dataloader(self) -> DataLoader:

@@ -30,8 +30,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from kuzu_lightning.data.kaggle import char_to_code, format_labels, xyxy_to_xywh
+from kuzu_lightning.data.formats import char_to_code, format_labels
 from kuzu_lightning.font import japanese_font
+from kuzu_lightning.geometry import xyxy_to_xywh
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,10 @@ class PageRenderer:
         """The style of book number ``book``: a preset with its colours perturbed, and its aspect ratio."""
         rng = np.random.default_rng([seed, 10_000 + book])
         base = STYLES[book % len(STYLES)]
-        shift = lambda colour, spread: tuple(int(np.clip(c + rng.integers(-spread, spread + 1), 0, 255)) for c in colour)
+
+        def shift(colour, spread):
+            return tuple(int(np.clip(c + rng.integers(-spread, spread + 1), 0, 255)) for c in colour)
+
         style = BookStyle(shift(base.paper, 10), shift(base.ink, 8), base.columns, base.stain, base.grain,
                           base.stroke, base.frame)
         return style, float(rng.uniform(0.58, 0.68))
@@ -223,7 +227,8 @@ class PageRenderer:
             cv2.circle(mask, (side // 2, side // 2), side // 2 - 1, 255, -1)
         glyph = _glyph(self.vocabulary[int(rng.integers(len(self.vocabulary)))], _font_size(side * 0.6), 1)
         gy, gx = (side - glyph.shape[0]) // 2, (side - glyph.shape[1]) // 2
-        mask[gy:gy + glyph.shape[0], gx:gx + glyph.shape[1]] = np.minimum(mask[gy:gy + glyph.shape[0], gx:gx + glyph.shape[1]], 255 - glyph)
+        region = mask[gy:gy + glyph.shape[0], gx:gx + glyph.shape[1]]
+        region[...] = np.minimum(region, 255 - glyph)
         _stamp(page, mask, x, y, SEAL_RED, rng.uniform(0.6, 0.9))
 
     def _illustration(self, page, rng, style, x1, y1, x2, y2):
@@ -310,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write (created)")
     parser.add_argument("--pages", type=int, default=40, help="train pages (default 40)")
     parser.add_argument("--test-pages", type=int, default=None, help="test pages (default pages / 4)")
-    parser.add_argument("--books", type=int, default=None, help="books the train pages come from (default pages / 8, at least 3)")
+    parser.add_argument("--books", type=int, default=None,
+                        help="books the train pages come from (default pages / 8, at least 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--height", type=int, default=1536, help="page height in pixels (default 1536)")
     parser.add_argument("--vocabulary", default=DEFAULT_VOCABULARY,

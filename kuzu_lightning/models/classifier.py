@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from kuzu_lightning.data.kaggle import UNK
-from kuzu_lightning.metrics import KuzushijiF1
+from kuzu_lightning.data.vocabulary import UNK
+from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
 from kuzu_lightning.models.optim import build_optimizer, build_schedule
 from kuzu_lightning.models.xception_se import XceptionSE
 

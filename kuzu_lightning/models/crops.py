@@ -1,8 +1,8 @@
 """Character crops cut on the tensor: the classifier's input at prediction time.
 
-A crop is the square around a box: its longer side plus ``margin`` of it on each side, centred on
-the box, resampled to ``size x size``, the geometry of the training crops of
-:func:`~kuzu_lightning.data.crop_cache.crop_square`. Each output pixel is the mean of bilinear
+A crop is the crop square of a box (:func:`kuzu_lightning.geometry.crop_squares`, the same squares
+as the training crops of :func:`~kuzu_lightning.data.crop_cache.crop_square`), resampled to
+``size x size``. Each output pixel is the mean of bilinear
 samples at the centres of its 2 x 2 sub-pixels (pixel centres at ``k + 0.5``), which is how the
 training crops shrink a square larger than ``size``: there, the two agree to rounding. A square
 smaller than ``size`` (enlarged) is a little softer here than in training, where it is sampled once
@@ -14,12 +14,7 @@ from __future__ import annotations
 import torch
 from torchvision.ops import roi_align
 
-
-def square_boxes(boxes: torch.Tensor, margin: float) -> torch.Tensor:
-    """The crop squares (xyxy) of ``(N, 4)`` xyxy boxes: longer side ``* (1 + 2 * margin)``, same centre."""
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    half = (boxes[:, 2:] - boxes[:, :2]).amax(1).clamp(min=1.0)[:, None] * (0.5 + margin)
-    return torch.cat([centres - half, centres + half], 1)
+from kuzu_lightning.geometry import crop_squares
 
 
 def cut_crops(page: torch.Tensor, boxes: torch.Tensor, size: int, margin: float) -> torch.Tensor:
@@ -31,7 +26,7 @@ def cut_crops(page: torch.Tensor, boxes: torch.Tensor, size: int, margin: float)
     """
     if len(boxes) == 0:
         return torch.zeros((0, 3, size, size), device=boxes.device)
-    squares = square_boxes(boxes.float(), margin)
+    squares = crop_squares(boxes.float(), margin)
     crops = roi_align(page[None].float(), [squares], output_size=size, spatial_scale=1.0, sampling_ratio=2,
                       aligned=True)
     return crops / 255

@@ -34,7 +34,9 @@ from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _r
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE, KuzushijiF1
+from kuzu_lightning.geometry import to_original
+from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
+from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE
 from kuzu_lightning.models.optim import build_optimizer, build_schedule
 
 RESNETS = ("resnet50", "resnet101", "resnet152")
@@ -86,12 +88,12 @@ def character_anchors(backbone: nn.Module, sizes: Sequence[int], aspect_ratios: 
     return AnchorGenerator(tuple(per_level), (tuple(aspect_ratios),) * levels)
 
 
-def build_faster_rcnn(backbone: str = "resnet50", pretrained: bool = False, weights_path: str | None = None,
-                      trainable_layers: int = 3, anchor_sizes: Sequence[int] = (12, 24, 32, 64, 96),
-                      aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0), box_nms_thresh: float = 0.25,
-                      box_detections_per_img: int = 1200, box_score_thresh: float = 0.05,
-                      rpn_post_nms_top_n_test: int = 2000, box_batch_size_per_image: int = 512) -> FasterRCNN:
-    """Faster R-CNN with one foreground class (label 1) for characters; see the module docstring."""
+def build_faster_rcnn(*, backbone: str, pretrained: bool, weights_path: str | None, trainable_layers: int,
+                      anchor_sizes: Sequence[int], aspect_ratios: Sequence[float], box_nms_thresh: float,
+                      box_detections_per_img: int, box_score_thresh: float, rpn_post_nms_top_n_test: int,
+                      box_batch_size_per_image: int) -> FasterRCNN:
+    """Faster R-CNN with one foreground class (label 1) for characters; see the module docstring and, for
+    each setting and its default, :class:`CharDetector`."""
     features = build_backbone(backbone, pretrained, weights_path, trainable_layers)
     model = FasterRCNN(
         features, num_classes=2, rpn_anchor_generator=character_anchors(features, anchor_sizes, aspect_ratios),
@@ -136,9 +138,11 @@ class CharDetector(L.LightningModule):
             raise ValueError(f"box_detections_per_img={box_detections_per_img} is above the "
                              f"{MAX_PREDICTIONS_PER_PAGE} predictions a submission may hold per page")
         self.save_hyperparameters()
-        self.network = build_faster_rcnn(backbone, pretrained, weights_path, trainable_layers, anchor_sizes,
-                                         aspect_ratios, box_nms_thresh, box_detections_per_img, box_score_thresh,
-                                         rpn_post_nms_top_n_test, box_batch_size_per_image)
+        self.network = build_faster_rcnn(
+            backbone=backbone, pretrained=pretrained, weights_path=weights_path, trainable_layers=trainable_layers,
+            anchor_sizes=anchor_sizes, aspect_ratios=aspect_ratios, box_nms_thresh=box_nms_thresh,
+            box_detections_per_img=box_detections_per_img, box_score_thresh=box_score_thresh,
+            rpn_post_nms_top_n_test=rpn_post_nms_top_n_test, box_batch_size_per_image=box_batch_size_per_image)
         self.thresholds = sorted({score_threshold, *sweep})
         self.val_f1 = nn.ModuleList(KuzushijiF1(class_agnostic=True) for _ in self.thresholds)
         self.test_f1 = nn.ModuleList(KuzushijiF1(class_agnostic=True) for _ in self.thresholds)
@@ -160,7 +164,7 @@ class CharDetector(L.LightningModule):
         pages = []
         for i in range(len(batch["images"])):
             page = found.get(i, empty)
-            pages.append({"boxes": page["boxes"] / batch["scales"][i].repeat(2), "scores": page["scores"]})
+            pages.append({"boxes": to_original(page["boxes"], batch["scales"][i]), "scores": page["scores"]})
         return pages
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ For a batch of pages (:mod:`~kuzu_lightning.data.pages` page batches):
 4. detections labelled ``unk`` or below ``min_confidence`` are dropped; at most ``max_characters``
    per page are kept, by detection score.
 
-Every record is a :class:`Character`: code point, character, centre ``x y`` and box ``x1 y1 x2 y2``
+Every record is a :class:`~kuzu_lightning.records.Character`: code point, character, centre ``x y`` and box ``x1 y1 x2 y2``
 in original-scan pixels, detection score and class probability. Both models load from their
 Lightning checkpoints with ``weights_only=True``; their hyper-parameters and the settings of the
 data they were trained with (page scale, crop size and margin) come from the checkpoints.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import lightning as L
@@ -31,38 +30,17 @@ import torch
 from torch import nn
 
 from kuzu_lightning.data.images import decode_page
-from kuzu_lightning.data.kaggle import UNK, book_id, code_to_char
-from kuzu_lightning.data.pages import collate_pages, page_item
-from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE, KuzushijiF1
+from kuzu_lightning.data.pages import EVAL_LONGEST_SIDE, collate_whole_pages, page_item
+from kuzu_lightning.data.splits import book_id
+from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE, to_resized
+from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
+from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE
 from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.crops import cut_crops
 from kuzu_lightning.models.detector import CharDetector
+from kuzu_lightning.records import Character, characters
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Character:
-    """One recognised character; coordinates in original-scan pixels."""
-
-    code: str  # code point, "U+3042"
-    char: str  # the character, "あ"
-    x: float  # centre
-    y: float
-    box: tuple[float, float, float, float]  # x1 y1 x2 y2
-    score: float  # detection score
-    probability: float  # the classifier's probability of ``code``
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def characters(page: dict) -> list[Character]:
-    """The records of one page of :meth:`Recognizer.predict_step`'s output."""
-    boxes = page["boxes"].tolist()
-    return [Character(code, code_to_char(code), (x1 + x2) / 2, (y1 + y2) / 2, (x1, y1, x2, y2), score, probability)
-            for code, (x1, y1, x2, y2), score, probability
-            in zip(page["codes"], boxes, page["scores"].tolist(), page["probabilities"].tolist())]
 
 
 def load_trained(model_class: type[L.LightningModule], path: str | Path, required: str) -> tuple[L.LightningModule, dict]:
@@ -76,10 +54,7 @@ def load_trained(model_class: type[L.LightningModule], path: str | Path, require
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{model_class.__name__} checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint
-        raise ValueError(f"{path} is not a Lightning checkpoint that loads with weights_only=True: {error}") from error
+    checkpoint = _read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or required not in hparams or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a {model_class.__name__} checkpoint (it has no '{required}' hyper-parameter)")
@@ -95,6 +70,24 @@ def load_trained(model_class: type[L.LightningModule], path: str | Path, require
         raise ValueError(f"{path}: its weights do not fit a {model_class.__name__} "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model.eval(), checkpoint.get("datamodule_hyper_parameters") or {}
+
+
+def _read_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint
+        raise ValueError(f"{path} is not a Lightning checkpoint that loads with weights_only=True: {error}") from error
+
+
+def trained_data_settings(path: str | Path) -> dict:
+    """The hyper-parameters of the DataModule a checkpoint was trained with; empty when the file is missing, is
+    no checkpoint or has none recorded (:func:`load_trained` then says why, naming the file)."""
+    try:
+        checkpoint = _read_checkpoint(Path(path))
+    except (ValueError, FileNotFoundError):
+        return {}
+    settings = checkpoint.get("datamodule_hyper_parameters") if isinstance(checkpoint, dict) else None
+    return dict(settings) if isinstance(settings, dict) else {}
 
 
 def select(scores: torch.Tensor, boxes: torch.Tensor, probabilities: torch.Tensor, unk_index: int | None,
@@ -126,10 +119,11 @@ class Recognizer(L.LightningModule):
         min_confidence: characters whose class probability is below are dropped.
         max_characters: most characters per page (at most 1200, the submission's limit).
         page_longest_side: the scale pages are detected at (default: the detector's training
-            DataModule's ``eval_longest_side``, else 1688); used by :meth:`recognize`, and checked
-            against the DataModule's in ``predict`` and ``validate``.
+            DataModule's ``eval_longest_side``, else :data:`~kuzu_lightning.data.pages.EVAL_LONGEST_SIDE`);
+            used by :meth:`recognize`, and checked against the DataModule's in ``predict`` and ``validate``.
         char_crop_size, char_crop_margin: the classifier's crops (default: its training DataModule's
-            ``input_size`` and ``margin``, else 96 and 0.15).
+            ``input_size`` and ``margin``, else :data:`~kuzu_lightning.geometry.CROP_SIZE` and
+            :data:`~kuzu_lightning.geometry.CROP_MARGIN`).
         classify_batch_size: crops per classifier forward pass.
     """
 
@@ -148,9 +142,9 @@ class Recognizer(L.LightningModule):
         self.requires_grad_(False)
         self.detection_threshold = (self.detector.hparams.score_threshold if detection_threshold is None
                                     else detection_threshold)
-        self.page_longest_side = page_longest_side or detector_data.get("eval_longest_side", 1688)
-        self.char_crop_size = char_crop_size or classifier_data.get("input_size", 96)
-        self.char_crop_margin = classifier_data.get("margin", 0.15) if char_crop_margin is None else char_crop_margin
+        self.page_longest_side = page_longest_side or detector_data.get("eval_longest_side") or EVAL_LONGEST_SIDE
+        self.char_crop_size = char_crop_size or classifier_data.get("input_size", CROP_SIZE)
+        self.char_crop_margin = classifier_data.get("margin", CROP_MARGIN) if char_crop_margin is None else char_crop_margin
         self.codes = self.classifier.codes
         self.class_index = {code: i for i, code in enumerate(self.codes)}
         self.val_f1 = KuzushijiF1()
@@ -179,7 +173,7 @@ class Recognizer(L.LightningModule):
         originals = batch.get("originals")
         if originals is not None:
             return cut_crops(originals[page], boxes, self.char_crop_size, self.char_crop_margin)
-        return cut_crops(batch["images"][page], boxes * batch["scales"][page].repeat(2), self.char_crop_size,
+        return cut_crops(batch["images"][page], to_resized(boxes, batch["scales"][page]), self.char_crop_size,
                          self.char_crop_margin)
 
     def classify(self, crops: torch.Tensor) -> torch.Tensor:
@@ -191,7 +185,7 @@ class Recognizer(L.LightningModule):
     def recognize_batch(self, batch: dict) -> list[dict]:
         """Per page of a page batch: ``image_id``, ``size`` (width, height), ``error`` (why the page could not
         be read, else None), and its characters as ``boxes`` (xyxy, original-scan pixels), ``codes``,
-        ``scores`` and ``probabilities``, best detection first (see :func:`characters`)."""
+        ``scores`` and ``probabilities``, best detection first (see :mod:`kuzu_lightning.records`)."""
         errors = batch.get("errors") or [None] * len(batch["images"])
         results = []
         for i, found in enumerate(self.detect(batch)):
@@ -265,7 +259,7 @@ class Recognizer(L.LightningModule):
             else:
                 image, image_id = decode_page(page), Path(page).stem
             item = page_item(image_id, image, (image.shape[1], image.shape[0]), self.page_longest_side, image)
-            batch = collate_pages([item])
+            batch = collate_whole_pages([item])
             batch["images"] = [image.to(self.device) for image in batch["images"]]
             batch["originals"] = [image.to(self.device) for image in batch["originals"]]
             results.append(characters(self.recognize_batch(batch)[0]))

@@ -1,0 +1,47 @@
+"""Every shipped config parses, as the commands compose it: a renamed argument never breaks a recipe unnoticed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kuzu_lightning.cli import CONFIGS, RecognizeCLI, TrainCLI, recipe
+
+COMMANDS = [(TrainCLI, "fit", "detector"), (TrainCLI, "fit", "classifier"), (RecognizeCLI, "predict", "predict"),
+            (RecognizeCLI, "validate", "predict")]
+
+
+def printed_config(cli_class, subcommand: str, args: list[str], capsys) -> dict:
+    with pytest.raises(SystemExit) as stop:
+        cli_class(args=[subcommand, *args, "--print_config"])
+    assert stop.value.code in (None, 0)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("demo", [False, True], ids=["real", "demo"])
+@pytest.mark.parametrize(("cli_class", "subcommand", "model"), COMMANDS, ids=[f"{c[1]}-{c[2]}" for c in COMMANDS])
+def test_each_shipped_recipe_parses_with_the_base_configs_under_it(cli_class, subcommand, model, demo, capsys):
+    config = printed_config(cli_class, subcommand, recipe(model, demo), capsys)
+    assert config["seed_everything"] == 42
+    assert config["trainer"]["logger"]["init_args"]["project"] == "kuzu_lightning"
+    assert config["trainer"]["accelerator"] == ("cpu" if demo else "gpu")
+    folder = model.replace("predict", "recognizer")
+    assert config["trainer"]["default_root_dir"] == (f"outputs/demo/{folder}" if demo else f"outputs/{folder}")
+    assert config["data"]["init_args"]["data_dir"] == ("data/synthetic" if demo else "data/kaggle")
+    if cli_class is TrainCLI:
+        assert config["checkpoint"]["monitor"] == "val/f1" and config["checkpoint"]["save_last"] is True
+
+
+def test_every_file_in_configs_is_used_by_a_command():
+    used = {CONFIGS / "base" / name for name in TrainCLI.BASE_CONFIGS + RecognizeCLI.BASE_CONFIGS}
+    used |= {Path(path) for _, _, model in COMMANDS for demo in (False, True) for path in recipe(model, demo)[1::2]}
+    assert set(CONFIGS.rglob("*.yaml")) == used
+
+
+def test_the_demo_overrides_only_what_it_changes(capsys):
+    real = printed_config(TrainCLI, "fit", recipe("classifier"), capsys)
+    demo = printed_config(TrainCLI, "fit", recipe("classifier", demo=True), capsys)
+    assert real["model"]["init_args"]["pretrained"] and not demo["model"]["init_args"]["pretrained"]
+    assert real["model"]["init_args"]["backbone"] == demo["model"]["init_args"]["backbone"] == "legacy_xception"
+    assert (real["data"]["init_args"]["input_size"], demo["data"]["init_args"]["input_size"]) == (96, 48)
+    assert [c["class_path"] for c in demo["trainer"]["callbacks"]] == ["kuzu_lightning.callbacks.CharSamplePictures"]
