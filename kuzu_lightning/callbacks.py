@@ -13,14 +13,19 @@ from kuzu_lightning.viz import crop_grid, draw_boxes, write_png
 
 
 def log_picture(trainer: L.Trainer, key: str, picture, caption: str) -> None:
-    """Send an RGB picture to W&B (``key``), or with any other logger save it as PNG in the log folder."""
+    """Send an RGB picture to W&B (``key``), or with any other logger save it as PNG in its log folder (without a
+    logger, in ``trainer.default_root_dir``).
+
+    Called by the first process alone, so it must not wait for the others: ``trainer.log_dir`` is a
+    broadcast under DDP, which would hang while the other processes wait in the metrics' gather.
+    """
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             logger.log_image(key=key, images=[picture], caption=[caption], step=trainer.global_step)
             return
-    if trainer.log_dir:
-        write_png(Path(trainer.log_dir) / "pictures" / f"{key.replace('/', '_')}_step{trainer.global_step:07d}.png",
-                  picture)
+    folder = getattr(trainer.loggers[0], "log_dir", None) if trainer.loggers else None
+    write_png(Path(folder or trainer.default_root_dir) / "pictures"
+              / f"{key.replace('/', '_')}_step{trainer.global_step:07d}.png", picture)
 
 
 class CharSamplePictures(L.Callback):

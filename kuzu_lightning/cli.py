@@ -27,13 +27,16 @@ page scale and the book-wise split of its pages come from the detector's checkpo
 from __future__ import annotations
 
 import logging
+import sys
+import traceback
 from pathlib import Path
 
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from kuzu_lightning.models.recognizer import trained_data_settings
+from kuzu_lightning.models.checkpoints import SIGNATURES, checkpoint_model, trained_data_settings
+from kuzu_lightning.random_states import RandomStates
 from kuzu_lightning.writer import RecognitionWriter
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,24 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 """The shipped configs (in a checkout of the repository)."""
 SPLIT_AND_SCALE = ("eval_longest_side", "n_folds", "fold", "val_books")
 """The data settings ``predict.py`` takes from the detector's checkpoint unless they are given."""
+
+
+def run(cli_class: type[ProjectCLI]) -> None:
+    """Run a command line; when it fails, the traceback, then the innermost cause as the last line.
+
+    jsonargparse wraps an error raised while building the model or the data (a refused checkpoint,
+    say) in its own, which ends with a dump of the config; the reason belongs at the end, where a
+    person, or a log reader, looks first.
+    """
+    try:
+        cli_class()
+    except Exception as error:  # reported below, and through the exit status
+        cause = error
+        while (inner := cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)) is not None:
+            cause = inner
+        traceback.print_exc()
+        print(f"error: {cause}", file=sys.stderr)
+        sys.exit(1)
 
 
 def show_project_logs() -> None:
@@ -93,7 +114,8 @@ class ProjectCLI(LightningCLI):
     @property
     def settings(self) -> Namespace:
         """The parsed config of the subcommand (or of the whole command with ``run=False``)."""
-        return self.config[self.subcommand] if self.subcommand else self.config
+        subcommand = self.config.get("subcommand")
+        return self.config[subcommand] if subcommand else self.config
 
     def add_arguments_to_parser(self, parser) -> None:
         # Applied when the chosen model takes ``codes``; skipped for models that do not.
@@ -111,16 +133,39 @@ class ProjectCLI(LightningCLI):
 
 
 class TrainCLI(ProjectCLI):
-    """``train.py``: fit, validate, test or predict one model; a best-``val/f1`` checkpoint and ``last.ckpt``
-    in ``trainer.default_root_dir/checkpoints`` (``--checkpoint.*`` changes them)."""
+    """``train.py``: fit, validate, test or predict one model.
+
+    Two checkpoints in ``trainer.default_root_dir/checkpoints``: the best ``val/f1`` (``--checkpoint.*``)
+    and ``last.ckpt``, the latest state, written every ``--last_checkpoint.every_n_train_steps`` steps and
+    at the end of each epoch, so that ``--ckpt_path last`` resumes where the run stopped. Every checkpoint
+    also holds the random generators' states (:class:`~kuzu_lightning.random_states.RandomStates`).
+    """
 
     BASE_CONFIGS = ("trainer.yaml", "checkpoint.yaml")
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("trainer_defaults", {"callbacks": [RandomStates()]})
+        super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser, args) -> None:
+        """Refuse a ``--ckpt_path`` checkpoint of another model than the config's, naming both, before
+        LightningCLI takes the checkpoint's hyper-parameters (and with them, its model)."""
+        super().parse_arguments(parser, args)
+        config = self.settings
+        path = config.get("ckpt_path")
+        if not path or not Path(path).is_file() or not isinstance(config.get("model"), Namespace):
+            return
+        held, configured = checkpoint_model(path), config.model.class_path.rsplit(".", 1)[-1]
+        if held in SIGNATURES and configured in SIGNATURES and held != configured:
+            raise ValueError(f"{path} is a {held} checkpoint, but the config trains a {configured}: use the "
+                             f"{held.removeprefix('Char').lower()}'s config with it")
+
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.link_arguments("trainer.default_root_dir", "checkpoint.dirpath",
-                              compute_fn=lambda root: str(Path(root or ".") / "checkpoints"))
+        for group in ("checkpoint", "last_checkpoint"):
+            parser.add_lightning_class_args(ModelCheckpoint, group)
+            parser.link_arguments("trainer.default_root_dir", f"{group}.dirpath",
+                                  compute_fn=lambda root: str(Path(root or ".") / "checkpoints"))
 
 
 class RecognizeCLI(ProjectCLI):

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kuzu_lightning.data.formats import DataFormatError, check_unique_ids, parse_labels, parse_predictions, read_csv
+from kuzu_lightning.data.formats import DataFormatError, check_image_ids, parse_labels, parse_predictions, read_csv
 from kuzu_lightning.geometry import xywh_to_xyxy
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def score_frames(submission: pd.DataFrame, solution: pd.DataFrame, submission_na
     plus ``pages``.
     """
     for frame, name in ((submission, submission_name), (solution, solution_name)):
-        check_unique_ids(frame, name)
+        check_image_ids(frame, name)
     page_index = {image_id: i for i, image_id in enumerate(solution["image_id"])}
     extra = [i for i in submission["image_id"] if i not in page_index]
     if extra:

@@ -8,12 +8,24 @@ from pathlib import Path
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from kuzu_lightning.data.loaders import partial_name
 from kuzu_lightning.geometry import to_resized
 from kuzu_lightning.records import characters, submission_labels
 from kuzu_lightning.submission import write_page_json, write_submission
 from kuzu_lightning.viz import draw_characters, write_png
 
 log = logging.getLogger(__name__)
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` and write and remove a file in it; ``OSError`` naming it and ``what`` goes there if not."""
+    probe = folder / partial_name(".write-check")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise OSError(f"cannot write {what} to {folder}: {error.strerror or error}") from None
 
 
 class RecognitionWriter(BasePredictionWriter):
@@ -28,7 +40,9 @@ class RecognitionWriter(BasePredictionWriter):
       them (:func:`~kuzu_lightning.viz.draw_characters`), if given.
 
     Under DDP each process writes the JSON files and pictures of its pages, and the first process
-    the submission of them all, so the file is the same whatever the number of devices.
+    the submission of them all, so the file is the same whatever the number of devices. Before the
+    first page, each output folder is checked to be writable: a run that could not save its work
+    fails at once, naming the folder, rather than after recognising every page.
     """
 
     def __init__(self, output: str | Path, json_dir: str | Path | None = None, pictures_dir: str | Path | None = None):
@@ -41,6 +55,11 @@ class RecognitionWriter(BasePredictionWriter):
 
     def on_predict_start(self, trainer, pl_module) -> None:
         self.labels, self.problems = {}, {}
+        folders = [("the submission", self.output.parent), ("the pages' JSON", self.json_dir),
+                   ("the pictures", self.pictures_dir)]
+        for what, folder in folders:
+            if folder is not None:
+                check_writable(folder, what)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         for i, page in enumerate(prediction):

@@ -135,3 +135,41 @@ def test_code_points_outside_the_class_table_are_logged_and_dropped(synthetic_di
         module.setup("fit")
     assert "dropped 1 character(s)" in caplog.text and "U+9999" in caplog.text and "row 2" in caplog.text
     assert "U+9999" not in module.cache.codes
+
+
+def test_an_interrupted_build_is_cleaned_up_and_the_key_is_the_resolved_path(synthetic_dir, tmp_path, monkeypatch):
+    pages = load_train_pages(synthetic_dir)[:2]
+    abandoned = tmp_path / "crops-32px-0123456789abcdef.partial-999999999"  # no such process
+    abandoned.mkdir()
+    (abandoned / "crops.u8").write_bytes(b"half")
+    cache = CropCache.ensure(pages, CropSpec(size=32), tmp_path)
+    assert not abandoned.exists() and cache.directory.is_dir()
+    monkeypatch.chdir(synthetic_dir.parent)  # the same images, spelled relative to here
+    relative = [Page(p.image_id, p.codes, p.boxes, p.image_path.relative_to(synthetic_dir.parent)) for p in pages]
+    assert CropCache.ensure(relative, CropSpec(size=32), tmp_path).directory == cache.directory
+
+
+def test_training_pages_without_a_usable_box_are_a_clear_error(synthetic_dir, tmp_path):
+    data = shutil.copytree(synthetic_dir, tmp_path / "data", ignore=shutil.ignore_patterns("cache"))
+    train = pd.read_csv(data / "train.csv")
+    train["labels"] = ""
+    train.to_csv(data / "train.csv", index=False)
+    module = CharDataModule(str(data), input_size=32, num_workers=0, n_folds=3)
+    with pytest.raises(ValueError, match=r"train.csv: its training pages hold no character crop to train on"):
+        module.setup("fit")
+
+
+def test_training_draws_are_a_function_of_seed_epoch_and_position(datamodule):
+    def first_batches(loader, epoch, count=3):
+        loader.sampler.set_epoch(epoch)
+        batches = iter(loader)
+        return [next(batches)["images"] for _ in range(count)]
+
+    loader = datamodule.train_dataloader()
+    epoch1 = first_batches(loader, 1)
+    assert not torch.equal(first_batches(loader, 0)[0], epoch1[0])  # each epoch its own order and augmentation
+    again = first_batches(datamodule.train_dataloader(), 1)  # a new loader (a resumed run's) draws the same
+    assert all(torch.equal(a, b) for a, b in zip(epoch1, again))
+    resumed = datamodule.train_dataloader()
+    resumed.sampler.resume(epoch=1, position=2 * datamodule.hparams.batch_size)
+    assert torch.equal(first_batches(resumed, 1, count=1)[0], epoch1[2])  # starts at the third batch

@@ -1,5 +1,8 @@
 """The classifier through ``train.py``'s CLI on easy synthetic data: real Lightning loops on a CPU."""
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +15,7 @@ from kuzu_lightning.cli import TrainCLI, recipe
 from kuzu_lightning.data.synthetic import generate
 from kuzu_lightning.models.classifier import CharClassifier
 
+ROOT = Path(__file__).resolve().parents[1]
 EASY = "あいうえおかきく"  # eight classes
 
 
@@ -134,3 +138,15 @@ def test_validate_test_and_predict_subcommands(trained, easy_dir, monkeypatch):
     predicted = cli("predict", easy_dir, *common, "--return_predictions", "true")
     pages = [page for batch in predicted.trainer.predict_loop.predictions for page in batch]
     assert len(pages) == len(run.datamodule.val_cache_pages)
+
+
+@pytest.mark.parametrize(("content", "message"), [(b"", "the file is empty"),
+                                                   (b'image_id,labels\n"a_1,U+3042 1 2 3 4\n', "not a readable CSV")])
+def test_a_broken_train_csv_ends_train_py_with_the_file_on_the_last_line(easy_dir, tmp_path, content, message):
+    data = shutil.copytree(easy_dir, tmp_path / "data", ignore=shutil.ignore_patterns("cache"))
+    (data / "train.csv").write_bytes(content)
+    args = ["fit", *recipe("classifier", demo=True), "--data.data_dir", str(data), "--data.synthetic_pages", "0",
+            "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path / "run")]
+    run = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, timeout=600)
+    assert run.returncode != 0
+    assert run.stderr.strip().splitlines()[-1].startswith(f"error: {data / 'train.csv'}: {message}")

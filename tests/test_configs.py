@@ -29,7 +29,9 @@ def test_each_shipped_recipe_parses_with_the_base_configs_under_it(cli_class, su
     assert config["trainer"]["default_root_dir"] == (f"outputs/demo/{folder}" if demo else f"outputs/{folder}")
     assert config["data"]["init_args"]["data_dir"] == ("data/synthetic" if demo else "data/kaggle")
     if cli_class is TrainCLI:
-        assert config["checkpoint"]["monitor"] == "val/f1" and config["checkpoint"]["save_last"] is True
+        assert config["checkpoint"]["monitor"] == "val/f1" and config["checkpoint"]["mode"] == "max"
+        assert config["last_checkpoint"]["save_last"] is True and config["last_checkpoint"]["monitor"] is None
+        assert config["last_checkpoint"]["every_n_train_steps"] > 0
 
 
 def test_every_file_in_configs_is_used_by_a_command():

@@ -14,7 +14,14 @@ from kuzu_lightning.data.formats import (
     parse_labels,
     parse_predictions,
 )
-from kuzu_lightning.data.kaggle import Page, load_test_ids, load_train_pages, read_codh_coordinates, read_labels_csv
+from kuzu_lightning.data.kaggle import (
+    Page,
+    load_test_ids,
+    load_train_pages,
+    load_train_split,
+    read_codh_coordinates,
+    read_labels_csv,
+)
 from kuzu_lightning.data.splits import book_holdout, book_id, book_kfold
 from kuzu_lightning.data.vocabulary import UNK, Vocabulary
 from kuzu_lightning.geometry import box_centres, clip_boxes, xywh_to_xyxy, xyxy_to_xywh
@@ -52,7 +59,7 @@ def test_box_conversions_are_inverse_and_centres_are_midpoints():
     np.testing.assert_array_equal(box_centres(xyxy), [[25, 40], [2.5, 3.5]])
 
 
-@pytest.mark.parametrize("labels", [None, float("nan"), "", "   "])
+@pytest.mark.parametrize("labels", [None, float("nan"), "", "   ", "nan", "NaN"])
 def test_empty_labels_are_a_page_without_characters(labels):
     codes, xywh = parse_labels(labels)
     assert codes == [] and xywh.shape == (0, 4)
@@ -230,3 +237,43 @@ def test_code_points_and_characters_convert_both_ways():
 
     assert code_to_char("U+3042") == "あ" and code_to_char("U+2000B") == "𠀋" and code_to_char(UNK) == UNK
     assert char_to_code("あ") == "U+3042" and char_to_code("𠀋") == "U+2000B" and char_to_code("1") == "U+0031"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "the file is empty"),
+    (b'image_id,labels\n"a_1,U+3042 1 2 3 4\n', "not a readable CSV"),
+    ("image_id,labels\nl\u00e9_1,\n".encode("latin-1"), "not UTF-8 text"),
+])
+def test_unreadable_csv_files_are_refused_naming_the_file(tmp_path, content, message):
+    (tmp_path / "train.csv").write_bytes(content)
+    with pytest.raises(DataFormatError, match=f"train.csv: {message}"):
+        read_labels_csv(tmp_path / "train.csv")
+
+
+@pytest.mark.parametrize(("ids", "message"), [
+    ([], "no image ids below its header"),
+    (["a_1", "a_2", "a_1"], r"row 4: image id 'a_1' appears twice"),
+    (["a_1", "../train_images/a_2"], r"row 3: image id '../train_images/a_2' is not a plain file name"),
+    (["a_1", ".."], r"row 3: image id '..' is not a plain file name"),
+])
+def test_sample_submission_without_ids_with_repeats_or_with_paths_is_refused(tmp_path, ids, message):
+    pd.DataFrame({"image_id": ids, "labels": ""}).to_csv(tmp_path / "sample_submission.csv", index=False)
+    with pytest.raises(DataFormatError, match=f"sample_submission.csv(: |, ){message}"):
+        load_test_ids(tmp_path)
+
+
+def test_folds_depend_on_the_labels_alone_not_on_which_images_can_be_read(tmp_path, caplog):
+    pages = [f"b{b}_{p}" for b in range(6) for p in range(1 + b % 3)]  # six books of 1 to 3 pages
+    rows, images = [(image_id, "U+3042 1 2 3 4") for image_id in pages], {image_id: (40, 40) for image_id in pages}
+    (tmp_path / "intact").mkdir()
+    (tmp_path / "broken").mkdir()
+    intact, broken = write_train(tmp_path / "intact", rows, images), write_train(tmp_path / "broken", rows, images)
+    unreadable = {"b0_0", "b4_1", "b5_2"}
+    for image_id in unreadable:
+        (broken / "train_images" / f"{image_id}.jpg").write_bytes(b"not a jpeg")
+    for fold in range(3):
+        train, val = load_train_split(intact, 3, fold)
+        train_broken, val_broken = load_train_split(broken, 3, fold)
+        assert {p.image_id for p in val_broken} == {p.image_id for p in val} - unreadable
+        assert {p.image_id for p in train_broken} == {p.image_id for p in train} - unreadable
+    assert all(image_id in caplog.text for image_id in unreadable)  # each skipped page is logged

@@ -88,6 +88,15 @@ def test_resized_page_cache_is_built_once_and_skips_a_corrupt_page(synthetic_dir
     assert [p.image_path.stat().st_mtime_ns for p in again] == stamps
 
 
+def test_half_written_pages_of_an_interrupted_build_are_removed(synthetic_dir, tmp_path):
+    pages = load_train_pages(synthetic_dir)[:1]
+    folder = tmp_path / "cache" / "pages-400px"
+    folder.mkdir(parents=True)
+    (folder / f"{pages[0].image_id}.partial-999999999.jpg").write_bytes(b"half a jpeg")  # its process is gone
+    cached = ensure_resized_pages(pages, 400, tmp_path / "cache")
+    assert sorted(p.name for p in folder.iterdir()) == [cached[0].image_path.name]
+
+
 def test_whole_pages_are_resized_and_an_unreadable_page_is_kept_empty(synthetic_dir, tmp_path, caplog):
     page = load_train_pages(synthetic_dir)[0]
     (tmp_path / "truncated.jpg").write_bytes(page.image_path.read_bytes()[:2000])

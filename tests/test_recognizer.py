@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import lightning as L
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -264,3 +265,90 @@ def test_validate_logs_f1_per_book_and_the_detection_f1_of_the_detector(checkpoi
     trainer.validate(CharDetector.load_from_checkpoint(checkpoints[0], weights_only=True),
                      PageDataModule(synthetic_dir, eval_longest_side=512, num_workers=0, n_folds=3))
     assert float(metrics["val/detection_f1"]) == pytest.approx(float(trainer.callback_metrics["val/f1"]), abs=1e-6)
+
+
+def test_an_empty_array_is_refused(recognizer):
+    with pytest.raises(ValueError, match=r"page 0: expected an RGB uint8 H x W x 3 array with pixels, got uint8 "
+                                         r"\(0, 0, 3\)"):
+        recognizer.recognize(np.zeros((0, 0, 3), np.uint8))
+
+
+def last_line(run: subprocess.CompletedProcess) -> str:
+    return (run.stdout + run.stderr).strip().splitlines()[-1]
+
+
+def test_an_unwritable_output_fails_before_the_first_page_naming_the_folder(data_with_a_corrupt_page, checkpoints,
+                                                                             tmp_path):
+    data_dir, _ = data_with_a_corrupt_page
+    (tmp_path / "a_file").write_text("not a folder")
+    args = [*predict_args(data_dir, checkpoints, tmp_path), "--output", str(tmp_path / "a_file" / "submission.csv")]
+    run = subprocess.run([sys.executable, "predict.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode != 0
+    assert f"cannot write the submission to {tmp_path / 'a_file'}" in last_line(run)
+    assert not (tmp_path / "pages").exists() or not list((tmp_path / "pages").iterdir())  # no page was recognised
+
+
+def test_a_refused_checkpoint_is_the_last_line_of_predict(data_with_a_corrupt_page, checkpoints, tmp_path):
+    data_dir, _ = data_with_a_corrupt_page
+    detector, _ = checkpoints
+    args = [*predict_args(data_dir, checkpoints, tmp_path), "--model.classifier_ckpt", str(detector)]
+    run = subprocess.run([sys.executable, "predict.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode != 0
+    assert f"{detector} is not a CharClassifier checkpoint" in last_line(run)
+
+
+def test_a_checkpoint_of_the_other_model_is_refused_by_train_py(checkpoints, synthetic_dir, tmp_path):
+    detector, _ = checkpoints
+    args = ["validate", *recipe("classifier", demo=True), "--ckpt_path", str(detector), "--data.data_dir",
+            str(synthetic_dir), "--data.synthetic_pages", "0", "--trainer.logger", "false"]
+    run = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode != 0
+    assert f"{detector} is a CharDetector checkpoint, but the config trains a CharClassifier" in last_line(run)
+
+
+DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+
+
+def validated_in_two_processes(script: str, args: list[str], folder: Path) -> dict:
+    """``val/*`` of ``script validate`` run by two DDP processes on the CPU, read from its CSV log."""
+    logger = ["--trainer.logger", "lightning.pytorch.loggers.CSVLogger", "--trainer.logger.save_dir", str(folder)]
+    run = subprocess.run([sys.executable, script, "validate", *args, *DDP, *logger], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600, env=ONE_THREAD)
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = pd.read_csv(next(folder.rglob("metrics.csv")))
+    return {key: float(metrics[key].dropna().iloc[-1]) for key in metrics if key.startswith("val/")}
+
+
+def validated_in_one_process(model: L.LightningModule, data: L.LightningDataModule, folder: Path) -> dict:
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, default_root_dir=folder)
+    trainer.validate(model, data)
+    return {key: float(value) for key, value in trainer.callback_metrics.items()}
+
+
+def test_validation_in_two_ddp_processes_counts_each_page_once(checkpoints, synthetic_dir, tmp_path):
+    """Three validation pages on two processes: Lightning's padding would count one of them twice."""
+    detector, classifier = checkpoints
+    pages = PageDataModule(synthetic_dir, eval_longest_side=512, num_workers=0, n_folds=3, originals=True)
+    pages.setup("validate")
+    assert len(pages.val_pages) % 2 == 1
+    common = ["--data.data_dir", str(synthetic_dir), "--data.synthetic_pages", "0", "--data.num_workers", "0",
+              "--data.n_folds", "3"]
+    runs = {
+        "detector": ("train.py", [*recipe("detector", demo=True), *common, "--data.eval_longest_side", "512",
+                                  "--ckpt_path", str(detector)],
+                     CharDetector.load_from_checkpoint(detector, weights_only=True),
+                     PageDataModule(synthetic_dir, eval_longest_side=512, num_workers=0, n_folds=3)),
+        "classifier": ("train.py", [*recipe("classifier", demo=True), *common, "--data.input_size", "32",
+                                    "--ckpt_path", str(classifier)],
+                       CharClassifier.load_from_checkpoint(classifier, weights_only=True),
+                       CharDataModule(synthetic_dir, input_size=32, num_workers=0, n_folds=3,
+                                      cache_dir=str(tmp_path / "cache"))),
+        "recognizer": ("predict.py", [*recipe("predict", demo=True), *common, "--model.detector_ckpt", str(detector),
+                                      "--model.classifier_ckpt", str(classifier)],
+                       Recognizer.from_checkpoints(detector, classifier), pages),
+    }
+    for name, (script, args, model, data) in runs.items():
+        two = validated_in_two_processes(script, args, tmp_path / name)
+        one = validated_in_one_process(model, data, tmp_path / name)
+        assert two["val/f1"] == pytest.approx(one["val/f1"], abs=1e-6), name
+        assert two["val/precision"] == pytest.approx(one["val/precision"], abs=1e-6), name

@@ -16,15 +16,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from kuzu_lightning.data.crop_cache import CropCache, CropSpec
-from kuzu_lightning.data.kaggle import load_train_pages
-from kuzu_lightning.data.loaders import seed_augmentation, worker_options
-from kuzu_lightning.data.splits import book_split
+from kuzu_lightning.data.draws import ResumableDataModule, seeded
+from kuzu_lightning.data.kaggle import Page, load_train_split
+from kuzu_lightning.data.loaders import evaluation_options, worker_options
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import char_train_transform
 from kuzu_lightning.data.vocabulary import UNK, Vocabulary
@@ -39,19 +38,23 @@ def _to_tensor(crops: np.ndarray) -> torch.Tensor:
 
 
 class CharCropDataset(Dataset):
-    """Single crops ``rows`` of a cache, with their class indices, augmented by ``transform``."""
+    """Single crops ``rows`` of a cache, with their class indices, augmented by ``transform``.
+
+    Items are keyed by position in ``rows``, or by ``(position, augmentation seed)`` (training draws,
+    see :mod:`~kuzu_lightning.data.draws`).
+    """
 
     def __init__(self, cache: CropCache, rows: np.ndarray, labels: np.ndarray, transform=None):
         self.cache, self.rows, self.labels, self.transform = cache, rows, labels, transform
-        seed_augmentation(self)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        i, transform = seeded(self.transform, key)
         crop = np.asarray(self.cache.crops[self.rows[i]])
-        if self.transform is not None:
-            crop = self.transform(image=crop)["image"]
+        if transform is not None:
+            crop = transform(image=crop)["image"]
         return {"images": _to_tensor(crop[None])[0], "labels": int(self.labels[self.rows[i]])}
 
 
@@ -98,7 +101,7 @@ def sampling_weights(labels: np.ndarray, class_balance: float = 0.0, min_count: 
     return (quota / counts)[inverse], int(round(quota.sum()))
 
 
-class CharDataModule(L.LightningDataModule):
+class CharDataModule(ResumableDataModule):
     """Character crops of a Kaggle-layout folder, split book-wise.
 
     Args:
@@ -142,18 +145,23 @@ class CharDataModule(L.LightningDataModule):
         """The class list, index -> code point (``unk`` last when enabled): linked to the model."""
         return self.vocabulary.codes
 
-    def _pages(self):
-        return load_train_pages(self.data_dir, self.vocabulary, on_unknown="drop", max_pixels=self.spec.max_pixels)
+    def _split(self) -> tuple[list[Page], list[Page]]:
+        hp = self.hparams
+        return load_train_split(self.data_dir, hp.n_folds, hp.fold, hp.val_books, self.vocabulary, on_unknown="drop",
+                                max_pixels=self.spec.max_pixels)
+
+    def _cache(self, train_pages: list[Page], val_pages: list[Page]) -> CropCache:
+        pages = sorted(train_pages + val_pages, key=lambda page: page.row)  # as train.csv lists them
+        return CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers)
 
     def prepare_data(self) -> None:
-        CropCache.ensure(self._pages(), self.spec, self.cache_dir, self.hparams.num_workers)
+        self._cache(*self._split())
 
     def setup(self, stage: str | None = None) -> None:
         if self.cache is not None:
             return
-        pages = self._pages()
-        self.cache = CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers)
-        train_pages, val_pages = book_split(pages, self.hparams.n_folds, self.hparams.fold, self.hparams.val_books)
+        train_pages, val_pages = self._split()
+        self.cache = self._cache(train_pages, val_pages)
         page_of = {image_id: i for i, image_id in enumerate(self.cache.image_ids)}
         train_ids = np.array([page_of[p.image_id] for p in train_pages if p.image_id in page_of], np.int64)
         self.val_cache_pages = np.array([page_of[p.image_id] for p in val_pages if p.image_id in page_of], np.int64)
@@ -161,21 +169,23 @@ class CharDataModule(L.LightningDataModule):
         self.train_rows = np.flatnonzero(np.isin(self.cache.page, train_ids))
         log.info("%d training crops from %d pages, %d validation pages (%d classes)",
                  len(self.train_rows), len(train_ids), len(self.val_cache_pages), len(self.vocabulary))
+        if stage in ("fit", None) and not len(self.train_rows):
+            raise ValueError(f"{self.data_dir / 'train.csv'}: its training pages hold no character crop to train on "
+                             f"({len(train_pages)} page(s) of the training books could be read; see the log above)")
 
     def train_dataloader(self) -> DataLoader:
         transform = char_train_transform() if self.hparams.augment else None
         dataset = CharCropDataset(self.cache, self.train_rows, self.labels, transform)
-        sampler = None
+        weights = length = None
         if self.hparams.class_balance or self.hparams.min_count:
             weights, length = sampling_weights(self.labels[self.train_rows], self.hparams.class_balance,
                                                self.hparams.min_count)
-            sampler = WeightedRandomSampler(weights, length, replacement=True)
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, shuffle=sampler is None, sampler=sampler,
-                          drop_last=True, **worker_options(self.hparams.num_workers))
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=self.training_draws(len(dataset), weights,
+                          length), drop_last=True, **worker_options(self.hparams.num_workers))
 
     def _pages_loader(self) -> DataLoader:
         return DataLoader(CharsByPageDataset(self.cache, self.val_cache_pages, self.labels),
                           batch_size=self.hparams.val_pages_per_batch, collate_fn=collate_chars_by_page,
-                          **worker_options(self.hparams.num_workers))
+                          **evaluation_options(len(self.val_cache_pages), self.hparams.num_workers))
 
     val_dataloader = test_dataloader = predict_dataloader = _pages_loader

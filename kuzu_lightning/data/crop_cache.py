@@ -12,7 +12,9 @@ With ``unk_per_page > 0`` each page also gives that many "not a character" crops
 show-through), half anywhere, none centred inside a labelled box, sized like the page's
 characters.
 
-A cache is keyed by the pages' labels and the crop settings; delete its folder to rebuild it.
+A cache is keyed by the pages' labels, their images' resolved paths and the crop settings; delete its
+folder to rebuild it. A build runs in a temporary folder renamed into place at the end; what an
+interrupted build left is deleted by the next one.
 A page that fails to decode is skipped with a logged error naming the file, and counted.
 """
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 
 from kuzu_lightning.data.images import PageDecodeError, decode_page
 from kuzu_lightning.data.kaggle import Page
-from kuzu_lightning.data.loaders import map_in_processes
+from kuzu_lightning.data.loaders import map_in_processes, partial_name, remove_abandoned_partials
 from kuzu_lightning.data.vocabulary import UNK
 from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE, crop_squares
 
@@ -148,7 +149,7 @@ class CropCache:
     def key(pages: list[Page], spec: CropSpec) -> str:
         digest = hashlib.sha1(json.dumps({"version": CropCache.VERSION, **asdict(spec)}).encode())
         for page in pages:
-            digest.update(f"{page.image_id}|{page.image_path}|{' '.join(page.codes)}|".encode())
+            digest.update(f"{page.image_id}|{Path(page.image_path).resolve()}|{' '.join(page.codes)}|".encode())
             digest.update(np.ascontiguousarray(page.boxes, np.float32).tobytes())
         return digest.hexdigest()[:16]
 
@@ -156,6 +157,7 @@ class CropCache:
     def ensure(cls, pages: list[Page], spec: CropSpec, root: str | Path, workers: int = 0) -> CropCache:
         """The cache of ``pages`` under ``root``, built first (by ``workers`` processes) if absent."""
         directory = Path(root) / f"crops-{spec.size}px-{cls.key(pages, spec)}"
+        remove_abandoned_partials(directory.parent)
         if not (directory / "index.npz").is_file():
             cls._build(pages, spec, directory, workers)
         return cls(directory)
@@ -163,7 +165,7 @@ class CropCache:
     @staticmethod
     def _build(pages: list[Page], spec: CropSpec, directory: Path, workers: int) -> None:
         log.info("cutting character crops of %d pages into %s", len(pages), directory)
-        partial = directory.with_name(directory.name + f".partial-{os.getpid()}")
+        partial = directory.with_name(partial_name(directory.name))
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         image_ids, page_index, codes, boxes, failed = [], [], [], [], 0

@@ -33,26 +33,42 @@ def where(source: str | Path, row: int | None) -> str:
 
 
 def read_csv(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
-    """Read a CSV as strings (empty cells stay empty strings); it must have ``columns``.
+    """Read a UTF-8 CSV as strings (empty cells stay empty strings); it must have ``columns``.
 
-    A missing file raises ``FileNotFoundError``, missing columns :class:`DataFormatError`, both naming the file.
+    A missing file raises ``FileNotFoundError``; an empty or malformed file (no header, an unterminated
+    quote, bytes that are not UTF-8) or missing columns raise :class:`DataFormatError`, naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DataFormatError(f"{path}: the file is empty; expected a header with {', '.join(columns)}") from None
+    except pd.errors.ParserError as error:
+        raise DataFormatError(f"{path}: not a readable CSV ({error})") from None
+    except UnicodeDecodeError as error:
+        raise DataFormatError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") \
+            from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
     return frame
 
 
-def check_unique_ids(frame: pd.DataFrame, source: str | Path) -> None:
-    """Raise :class:`DataFormatError` naming the file and row of the first repeated ``image_id``."""
-    duplicated = frame["image_id"].duplicated()
+def check_image_ids(frame: pd.DataFrame, source: str | Path) -> None:
+    """Raise :class:`DataFormatError`, naming the file and row, for the first ``image_id`` that repeats an
+    earlier one, or that is not a plain file name (empty, ``.``, ``..``, or holding a path separator): ids
+    name the files written for each page."""
+    ids = frame["image_id"]
+    bad = ids.eq("") | ids.isin([".", ".."]) | ids.str.contains(r"[/\\]", regex=True)
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise DataFormatError(f"{where(source, i + 2)}: image id {ids.iloc[i]!r} is not a plain file name")
+    duplicated = ids.duplicated()
     if duplicated.any():
         i = int(np.argmax(duplicated.to_numpy()))
-        raise DataFormatError(f"{where(source, i + 2)}: image id {frame['image_id'].iloc[i]!r} appears twice")
+        raise DataFormatError(f"{where(source, i + 2)}: image id {ids.iloc[i]!r} appears twice")
 
 
 # ------------------------------------------------------------------------------ code points
@@ -72,7 +88,9 @@ def char_to_code(char: str) -> str:
 
 
 def _is_empty(labels: object) -> bool:
-    return labels is None or (isinstance(labels, float) and np.isnan(labels)) or not str(labels).strip()
+    """No characters: None, NaN, blank, or the text ``nan`` (how pandas writes a missing label)."""
+    return labels is None or (isinstance(labels, float) and np.isnan(labels)) or \
+        str(labels).strip().lower() in ("", "nan")
 
 
 def _parse_records(

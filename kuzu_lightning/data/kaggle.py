@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kuzu_lightning.data.formats import check_unique_ids, format_labels, parse_labels, read_csv, where
+from kuzu_lightning.data.formats import DataFormatError, check_image_ids, format_labels, parse_labels, read_csv, where
 from kuzu_lightning.data.images import PageDecodeError, read_image_size
-from kuzu_lightning.data.splits import book_id
+from kuzu_lightning.data.splits import book_id, book_split
 from kuzu_lightning.geometry import clip_boxes, xywh_to_xyxy, xyxy_to_xywh
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def read_labels_csv(path: str | Path, image_dir: str | Path | None = None) -> li
     """
     path = Path(path)
     frame = read_csv(path, ["image_id", "labels"])
-    check_unique_ids(frame, path)
+    check_image_ids(frame, path)
     pages = []
     for i, (image_id, labels) in enumerate(zip(frame["image_id"], frame["labels"])):
         codes, xywh = parse_labels(labels, path, i + 2)
@@ -91,8 +91,16 @@ def read_labels_csv(path: str | Path, image_dir: str | Path | None = None) -> li
 
 
 def read_sample_submission(path: str | Path) -> list[str]:
-    """The image ids of ``sample_submission.csv``, in file order (the order a submission keeps)."""
-    return read_csv(Path(path), ["image_id"])["image_id"].tolist()
+    """The image ids of ``sample_submission.csv``, in file order (the order a submission keeps).
+
+    A file without ids, a repeated id and an id that is not a plain file name raise
+    :class:`~kuzu_lightning.data.formats.DataFormatError` naming the file (and row).
+    """
+    frame = read_csv(Path(path), ["image_id"])
+    if frame.empty:
+        raise DataFormatError(f"{path}: no image ids below its header; nothing to predict")
+    check_image_ids(frame, path)
+    return frame["image_id"].tolist()
 
 
 def read_codh_coordinates(paths: str | Path | Iterable[str | Path], image_dir: str | Path | None = None) -> list[Page]:
@@ -149,6 +157,11 @@ def attach_image_sizes(pages: Iterable[Page], max_pixels: int | None = None) -> 
     return kept
 
 
+def _read_train_labels(data_dir: Path, vocabulary: Vocabulary | None, on_unknown: str) -> list[Page]:
+    pages = read_labels_csv(data_dir / "train.csv", data_dir / "train_images")
+    return vocabulary.check(pages, on_unknown) if vocabulary is not None else pages
+
+
 def load_train_pages(
     data_dir: str | Path, vocabulary: Vocabulary | None = None, on_unknown: str = "raise",
     max_pixels: int | None = None,
@@ -158,11 +171,22 @@ def load_train_pages(
     See :func:`read_labels_csv` and :func:`attach_image_sizes` for what is raised and what is
     skipped; with a ``vocabulary``, code points are checked by :meth:`Vocabulary.check`.
     """
-    data_dir = Path(data_dir)
-    pages = read_labels_csv(data_dir / "train.csv", data_dir / "train_images")
-    if vocabulary is not None:
-        pages = vocabulary.check(pages, on_unknown)
-    return attach_image_sizes(pages, max_pixels)
+    return attach_image_sizes(_read_train_labels(Path(data_dir), vocabulary, on_unknown), max_pixels)
+
+
+def load_train_split(
+    data_dir: str | Path, n_folds: int, fold: int, val_books: Iterable[str] | None = None,
+    vocabulary: Vocabulary | None = None, on_unknown: str = "raise", max_pixels: int | None = None,
+) -> tuple[list[Page], list[Page]]:
+    """``(train, val)`` pages of a Kaggle-layout folder, split book-wise (:func:`~kuzu_lightning.data.splits.book_split`)
+    on the labels alone, then each side loaded as by :func:`load_train_pages`.
+
+    Which books are validated depends only on ``train.csv``, never on which images can be read: a
+    page whose image is missing or unreadable is dropped from its own side, with a logged error.
+    """
+    pages = _read_train_labels(Path(data_dir), vocabulary, on_unknown)
+    train, val = book_split(pages, n_folds, fold, val_books)
+    return attach_image_sizes(train, max_pixels), attach_image_sizes(val, max_pixels)
 
 
 def load_test_ids(data_dir: str | Path) -> list[str]:

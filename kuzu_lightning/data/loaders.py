@@ -1,46 +1,71 @@
-"""Worker processes shared by every DataModule: DataLoader settings and one-time cache builders."""
+"""What every DataModule shares: DataLoader settings, shards of the data under DDP, one-time cache builders."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import os
+import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import cv2
 import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
 
-
-def seed_augmentation(dataset) -> None:
-    """Seed ``dataset.transform`` (an albumentations pipeline, if any) from torch's seed.
-
-    Albumentations keeps its own random state, which ``seed_everything`` does not reach: without
-    this, training crops differ from run to run whatever the config's seed. Datasets call it when
-    built (loading in the main process); each loader worker calls it again with its own seed,
-    which torch derives from the run's seed and the worker's number, so workers differ.
-    """
-    transform = getattr(dataset, "transform", None)
-    if transform is not None:
-        transform.set_random_seed(torch.initial_seed() % 2**32)
-
-
-def _seed_worker(worker_id: int) -> None:
-    seed_augmentation(torch.utils.data.get_worker_info().dataset)
+log = logging.getLogger(__name__)
+_PARTIAL = re.compile(r"\.partial-(\d+)")
 
 
 def worker_options(num_workers: int) -> dict:
-    """``DataLoader`` keyword arguments for ``num_workers`` worker processes.
+    """``DataLoader`` keyword arguments for ``num_workers`` worker processes, and the loader's own random
+    generator: starting a loader then draws nothing from torch's global random state, which the model's
+    steps use (dropout, proposal sampling), so that a resumed run's steps draw what an uninterrupted
+    run's do (training items are seeded by :mod:`~kuzu_lightning.data.draws`).
 
     Workers start from a clean process (``forkserver``, or ``spawn`` where there is none) rather
     than a fork of the training process: a forked child inherits the live W&B client, whose
     finalizers can tear the parent's W&B service down mid-run (wandb/wandb#12079), and inherited
     OpenCV/OpenMP thread state can deadlock. Workers persist across epochs, so their start-up is
-    paid once per loader. Each worker seeds its dataset's augmentation (:func:`seed_augmentation`).
+    paid once per loader.
     """
+    options = {"num_workers": 0, "pin_memory": torch.cuda.is_available(), "generator": torch.Generator().manual_seed(0)}
     if num_workers <= 0:
-        return {"num_workers": 0, "pin_memory": torch.cuda.is_available()}
+        return options
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return {"num_workers": num_workers, "persistent_workers": True, "multiprocessing_context": method,
-            "worker_init_fn": _seed_worker, "pin_memory": torch.cuda.is_available()}
+    return {**options, "num_workers": num_workers, "persistent_workers": True, "multiprocessing_context": method}
+
+
+def world() -> tuple[int, int]:
+    """``(number of processes, this process's rank)`` under ``torch.distributed``, else ``(1, 0)``."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+class EvaluationShard(DistributedSampler):
+    """This process's share of the evaluation items under DDP, every ``n``-th of them, without the padding
+    Lightning's ``DistributedSampler`` adds (repeated pages would count twice in the F1): each item is
+    evaluated by exactly one process. Lightning leaves a ``DistributedSampler`` as it is."""
+
+    def __init__(self, size: int, replicas: int, rank: int):
+        super().__init__(range(size), num_replicas=replicas, rank=rank, shuffle=False)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
+
+
+def evaluation_options(size: int, num_workers: int) -> dict:
+    """:func:`worker_options` for a validation, test or prediction loader over ``size`` items, with an
+    :class:`EvaluationShard` sampler under DDP."""
+    replicas, rank = world()
+    return {**worker_options(num_workers), **({"sampler": EvaluationShard(size, replicas, rank)} if replicas > 1 else {})}
 
 
 def map_in_processes(function: Callable, jobs: Iterable, workers: int) -> Iterator:
@@ -57,3 +82,37 @@ def map_in_processes(function: Callable, jobs: Iterable, workers: int) -> Iterat
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=cv2.setNumThreads, initargs=(1,)) as pool:
         yield from pool.map(function, jobs, chunksize=4)
+
+
+def partial_name(name: str) -> str:
+    """The name a cache entry is built under before it is renamed into place: it holds this process's id."""
+    return f"{name}.partial-{os.getpid()}"
+
+
+def remove_abandoned_partials(directory: str | Path) -> None:
+    """Delete what an interrupted cache build left in ``directory``: entries named by :func:`partial_name`
+    whose process is gone (a build still running in another process is left alone)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for path in directory.iterdir():
+        match = _PARTIAL.search(path.name)
+        if match is None or _process_alive(int(match.group(1))):
+            continue
+        log.info("removing %s, left by an interrupted cache build", path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

@@ -9,7 +9,8 @@ the loaders read those. Validation and prediction pages are decoded from the ori
 :func:`~kuzu_lightning.data.images.decode_page`'s reduced decoding instead, as new pages would be.
 
 The cache folder is ``root/pages-{longest_side}px``, one ``{image_id}.jpg`` per page, written
-under a temporary name and renamed, so an interrupted build resumes where it stopped. Delete the
+under a temporary name and renamed, so an interrupted build resumes where it stopped (and what it
+left half-written is deleted by the next build). Delete the
 folder when the images change. A page that fails to decode is skipped with a logged error naming
 the file, and counted.
 """
@@ -18,14 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 
 import cv2
 
 from kuzu_lightning.data.images import PageDecodeError, decode_page
 from kuzu_lightning.data.kaggle import Page
-from kuzu_lightning.data.loaders import map_in_processes
+from kuzu_lightning.data.loaders import map_in_processes, partial_name, remove_abandoned_partials
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _resize_page(args: tuple[Page, int, Path, int | None]) -> str | None:
         image = decode_page(page.image_path, longest_side, max_pixels)
     except PageDecodeError as error:
         return str(error)
-    partial = target.with_name(f"{target.stem}.partial-{os.getpid()}.jpg")
+    partial = target.with_name(partial_name(target.stem) + ".jpg")
     cv2.imwrite(str(partial), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     partial.replace(target)
     return None
@@ -54,6 +54,7 @@ def ensure_resized_pages(pages: list[Page], longest_side: int, root: str | Path,
     """
     directory = Path(root) / f"pages-{longest_side}px"
     directory.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_partials(directory)
     targets = [directory / f"{page.image_id}.jpg" for page in pages]
     todo = [(page, longest_side, target, max_pixels) for page, target in zip(pages, targets) if not target.is_file()]
     if todo:

@@ -22,16 +22,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from kuzu_lightning.data.draws import ResumableDataModule, seeded
 from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_size, resize_longest_side
-from kuzu_lightning.data.kaggle import Page, load_test_ids, load_train_pages
-from kuzu_lightning.data.loaders import seed_augmentation, worker_options
+from kuzu_lightning.data.kaggle import Page, load_test_ids, load_train_split
+from kuzu_lightning.data.loaders import evaluation_options, worker_options
 from kuzu_lightning.data.page_cache import ensure_resized_pages
-from kuzu_lightning.data.splits import book_split
 from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import page_train_transform
 from kuzu_lightning.geometry import page_scale, proper_boxes, to_resized
@@ -54,23 +53,24 @@ class PageWindowDataset(Dataset):
 
     ``pages`` hold boxes in original-scan pixels and image paths of pages already resized (see
     :mod:`~kuzu_lightning.data.page_cache`); ``transform`` crops and augments (see
-    :func:`~kuzu_lightning.data.transforms.page_train_transform`).
+    :func:`~kuzu_lightning.data.transforms.page_train_transform`). Items are keyed by position, or by
+    ``(position, augmentation seed)`` (training draws, see :mod:`~kuzu_lightning.data.draws`).
     """
 
     def __init__(self, pages: list[Page], transform, crops_per_page: int = 1):
         self.pages, self.transform, self.crops_per_page = pages, transform, crops_per_page
-        seed_augmentation(self)
 
     def __len__(self) -> int:
         return len(self.pages) * self.crops_per_page
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        i, transform = seeded(self.transform, key)
         page = self.pages[i % len(self.pages)]
         image = decode_page(page.image_path)
         height, width = image.shape[:2]
         boxes = proper_boxes(to_resized(page.boxes, page_scale((width, height), (page.width, page.height))),
                              width, height)
-        out = self.transform(image=image, bboxes=boxes, labels=np.ones(len(boxes), np.int64))
+        out = transform(image=image, bboxes=boxes, labels=np.ones(len(boxes), np.int64))
         crop = out["image"]
         boxes = proper_boxes(np.asarray(out["bboxes"], np.float32).reshape(-1, 4), crop.shape[1], crop.shape[0])
         return {"image": _chw(crop),
@@ -138,7 +138,7 @@ def collate_whole_pages(items: list[dict]) -> dict:
     return batch
 
 
-class PageDataModule(L.LightningDataModule):
+class PageDataModule(ResumableDataModule):
     """Pages of a Kaggle-layout folder for the detector, split book-wise.
 
     Args:
@@ -185,8 +185,8 @@ class PageDataModule(L.LightningDataModule):
         self.val_pages: list[Page] | None = None
 
     def _split(self) -> tuple[list[Page], list[Page]]:
-        pages = load_train_pages(self.data_dir, max_pixels=self.hparams.max_pixels)
-        return book_split(pages, self.hparams.n_folds, self.hparams.fold, self.hparams.val_books)
+        hp = self.hparams
+        return load_train_split(self.data_dir, hp.n_folds, hp.fold, hp.val_books, max_pixels=hp.max_pixels)
 
     def _cache(self, pages: list[Page]) -> list[Page]:
         return ensure_resized_pages(pages, self.hparams.train_longest_side, self.cache_dir, self.hparams.num_workers,
@@ -211,13 +211,13 @@ class PageDataModule(L.LightningDataModule):
         dataset = PageWindowDataset(self.train_pages, page_train_transform(tuple(hp.crop_size), tuple(hp.crop_heights),
                                                                          hp.min_visibility, augment=hp.augment),
                                   hp.crops_per_page)
-        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=True, drop_last=True, collate_fn=collate_windows,
-                          **worker_options(hp.num_workers))
+        return DataLoader(dataset, batch_size=hp.batch_size, sampler=self.training_draws(len(dataset)), drop_last=True,
+                          collate_fn=collate_windows, **worker_options(hp.num_workers))
 
     def _pages_loader(self, pages: list[Page]) -> DataLoader:
         dataset = PageDataset(pages, self.hparams.eval_longest_side, self.hparams.max_pixels, self.hparams.originals)
         return DataLoader(dataset, batch_size=self.hparams.eval_batch_size, collate_fn=collate_whole_pages,
-                          **worker_options(self.hparams.num_workers))
+                          **evaluation_options(len(dataset), self.hparams.num_workers))
 
     def val_dataloader(self) -> DataLoader:
         return self._pages_loader(self.val_pages)

@@ -21,6 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from kuzu_lightning.data.vocabulary import UNK
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
+from kuzu_lightning.models.checkpoints import record_class
 from kuzu_lightning.models.optim import build_optimizer, build_schedule
 from kuzu_lightning.models.xception_se import XceptionSE
 
@@ -129,6 +130,9 @@ class CharClassifier(L.LightningModule):
                 "probabilities": probabilities[mine].cpu(),
             })
         return pages
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        record_class(self, checkpoint)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -37,6 +37,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from kuzu_lightning.geometry import to_original
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
 from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE
+from kuzu_lightning.models.checkpoints import record_class
 from kuzu_lightning.models.optim import build_optimizer, build_schedule
 
 RESNETS = ("resnet50", "resnet101", "resnet152")
@@ -211,6 +212,9 @@ class CharDetector(L.LightningModule):
             kept = page["scores"] >= self.hparams.score_threshold
             pages.append({"image_id": image_id, "boxes": page["boxes"][kept].cpu(), "scores": page["scores"][kept].cpu()})
         return pages
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        record_class(self, checkpoint)
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -19,7 +19,6 @@ data they were trained with (page scale, crop size and margin) come from the che
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,59 +34,13 @@ from kuzu_lightning.data.splits import book_id
 from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE, to_resized
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
 from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE
+from kuzu_lightning.models.checkpoints import load_trained
 from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.crops import cut_crops
 from kuzu_lightning.models.detector import CharDetector
 from kuzu_lightning.records import Character, characters
 
 log = logging.getLogger(__name__)
-
-
-def load_trained(model_class: type[L.LightningModule], path: str | Path, required: str) -> tuple[L.LightningModule, dict]:
-    """A ``model_class`` with the weights of the Lightning checkpoint at ``path``, in eval mode, and the
-    hyper-parameters of the DataModule it was trained with (empty when not recorded).
-
-    Loaded with ``weights_only=True``; the network is built without downloading or reading
-    pretrained weights (the checkpoint holds them). Raises ``ValueError`` naming the file when it
-    is not a checkpoint of ``model_class`` (``required`` is a hyper-parameter only that model has).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{model_class.__name__} checkpoint not found: {path}")
-    checkpoint = _read_checkpoint(path)
-    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
-    if not isinstance(hparams, dict) or required not in hparams or "state_dict" not in checkpoint:
-        raise ValueError(f"{path} is not a {model_class.__name__} checkpoint (it has no '{required}' hyper-parameter)")
-    hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
-    # Built in an empty context: LightningCLI hands the config of the module it is instantiating (this
-    # Recognizer) to save_hyperparameters() through a context variable, which a nested module would take.
-    model = contextvars.Context().run(model_class, **{**hparams, "pretrained": False, "weights_path": None})
-    missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
-    # Pretrained backbones train with frozen batch norm, which has no batch counter; rebuilt without
-    # pretrained weights they have ordinary batch norm, identical in eval mode.
-    missing = [key for key in missing if not key.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise ValueError(f"{path}: its weights do not fit a {model_class.__name__} "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval(), checkpoint.get("datamodule_hyper_parameters") or {}
-
-
-def _read_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint
-        raise ValueError(f"{path} is not a Lightning checkpoint that loads with weights_only=True: {error}") from error
-
-
-def trained_data_settings(path: str | Path) -> dict:
-    """The hyper-parameters of the DataModule a checkpoint was trained with; empty when the file is missing, is
-    no checkpoint or has none recorded (:func:`load_trained` then says why, naming the file)."""
-    try:
-        checkpoint = _read_checkpoint(Path(path))
-    except (ValueError, FileNotFoundError):
-        return {}
-    settings = checkpoint.get("datamodule_hyper_parameters") if isinstance(checkpoint, dict) else None
-    return dict(settings) if isinstance(settings, dict) else {}
 
 
 def select(scores: torch.Tensor, boxes: torch.Tensor, probabilities: torch.Tensor, unk_index: int | None,
@@ -137,8 +90,8 @@ class Recognizer(L.LightningModule):
             raise ValueError(f"max_characters={max_characters} is above the {MAX_PREDICTIONS_PER_PAGE} "
                              "predictions a submission may hold per page")
         self.save_hyperparameters()
-        self.detector, detector_data = load_trained(CharDetector, detector_ckpt, "anchor_sizes")
-        self.classifier, classifier_data = load_trained(CharClassifier, classifier_ckpt, "codes")
+        self.detector, detector_data = load_trained(CharDetector, detector_ckpt)
+        self.classifier, classifier_data = load_trained(CharClassifier, classifier_ckpt)
         self.requires_grad_(False)
         self.detection_threshold = (self.detector.hparams.score_threshold if detection_threshold is None
                                     else detection_threshold)
@@ -253,8 +206,9 @@ class Recognizer(L.LightningModule):
         results = []
         for n, page in enumerate([pages] if single else pages):
             if isinstance(page, np.ndarray):
-                if page.dtype != np.uint8 or page.ndim != 3 or page.shape[2] != 3:
-                    raise ValueError(f"page {n}: expected an RGB uint8 H x W x 3 array, got {page.dtype} {page.shape}")
+                if page.dtype != np.uint8 or page.ndim != 3 or page.shape[2] != 3 or 0 in page.shape:
+                    raise ValueError(f"page {n}: expected an RGB uint8 H x W x 3 array with pixels, got {page.dtype} "
+                                     f"{page.shape}")
                 image, image_id = np.ascontiguousarray(page), f"array{n}"
             else:
                 image, image_id = decode_page(page), Path(page).stem

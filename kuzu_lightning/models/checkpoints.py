@@ -1,0 +1,84 @@
+"""Reading trained checkpoints: which model a file holds, its weights, the data settings it was trained with.
+
+Checkpoints load with ``weights_only=True`` (plain tensors and values, no pickled code), memory-mapped.
+A file that is missing, is no Lightning checkpoint, or holds another model is refused with an error
+naming it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+
+import lightning as L
+import torch
+
+SIGNATURES = {"CharDetector": "anchor_sizes", "CharClassifier": "codes"}
+"""A hyper-parameter that only that model has, by model class name."""
+
+
+def record_class(module: L.LightningModule, checkpoint: dict) -> None:
+    """Name ``module``'s class in a checkpoint's hyper-parameters, as LightningCLI does for the models it builds,
+    so that ``train.py ... --ckpt_path`` takes a checkpoint saved from Python too."""
+    checkpoint.setdefault("hyper_parameters", {}).setdefault("_class_path",
+                                                             f"{type(module).__module__}.{type(module).__qualname__}")
+
+
+def _read_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint
+        raise ValueError(f"{path} is not a Lightning checkpoint that loads with weights_only=True: {error}") from error
+
+
+def checkpoint_model(path: str | Path) -> str | None:
+    """The class name of the model a checkpoint holds (``CharDetector``, ``CharClassifier``, or the one LightningCLI
+    recorded), or None when the file cannot be read or does not say."""
+    try:
+        hparams = _read_checkpoint(Path(path)).get("hyper_parameters") or {}
+    except (ValueError, FileNotFoundError, AttributeError):
+        return None
+    if "_class_path" in hparams:
+        return str(hparams["_class_path"]).rsplit(".", 1)[-1]
+    return next((name for name, key in SIGNATURES.items() if key in hparams), None)
+
+
+def load_trained(model_class: type[L.LightningModule], path: str | Path) -> tuple[L.LightningModule, dict]:
+    """A ``model_class`` with the weights of the Lightning checkpoint at ``path``, in eval mode, and the
+    hyper-parameters of the DataModule it was trained with (empty when not recorded).
+
+    Loaded with ``weights_only=True``; the network is built without downloading or reading
+    pretrained weights (the checkpoint holds them). Raises ``ValueError`` naming the file when it
+    is not a checkpoint of ``model_class`` (``model_class`` is one of :data:`SIGNATURES`).
+    """
+    required = SIGNATURES[model_class.__name__]
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_class.__name__} checkpoint not found: {path}")
+    checkpoint = _read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or required not in hparams or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a {model_class.__name__} checkpoint (it has no '{required}' hyper-parameter)")
+    hparams = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    # Built in an empty context: LightningCLI hands the config of the module it is instantiating (this
+    # Recognizer) to save_hyperparameters() through a context variable, which a nested module would take.
+    model = contextvars.Context().run(model_class, **{**hparams, "pretrained": False, "weights_path": None})
+    missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
+    # Pretrained backbones train with frozen batch norm, which has no batch counter; rebuilt without
+    # pretrained weights they have ordinary batch norm, identical in eval mode.
+    missing = [key for key in missing if not key.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise ValueError(f"{path}: its weights do not fit a {model_class.__name__} "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval(), checkpoint.get("datamodule_hyper_parameters") or {}
+
+
+def trained_data_settings(path: str | Path) -> dict:
+    """The hyper-parameters of the DataModule a checkpoint was trained with; empty when the file is missing, is
+    no checkpoint or has none recorded (:func:`load_trained` then says why, naming the file)."""
+    try:
+        checkpoint = _read_checkpoint(Path(path))
+    except (ValueError, FileNotFoundError):
+        return {}
+    settings = checkpoint.get("datamodule_hyper_parameters") if isinstance(checkpoint, dict) else None
+    return dict(settings) if isinstance(settings, dict) else {}

@@ -1,0 +1,93 @@
+"""Training you can trust: ``last.ckpt`` is the last step, and a run interrupted at any step (SIGKILL or
+SIGINT, mid-epoch or at an epoch boundary) and resumed with ``--ckpt_path last`` ends with the very
+weights of an uninterrupted run with the same seed. Real ``train.py`` processes, killed for real."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from kuzu_lightning.cli import recipe
+from kuzu_lightning.data.synthetic import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
+STEPS_PER_EPOCH, EPOCHS = 4, 2  # 8 optimizer steps
+COMMON = ["--trainer.max_epochs", str(EPOCHS), "--trainer.limit_train_batches", str(STEPS_PER_EPOCH),
+          "--trainer.limit_val_batches", "1", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+          "--trainer.enable_model_summary", "false", "--last_checkpoint.every_n_train_steps", "2",
+          "--data.synthetic_pages", "0", "--data.num_workers", "0", "--data.n_folds", "3"]
+SMALL = {
+    "classifier": ["--data.input_size", "32", "--data.batch_size", "8", "--model.warmup_steps", "2"],
+    "detector": ["--data.train_longest_side", "640", "--data.crop_heights", "[200, 240]", "--data.crop_size",
+                 "[192, 224]", "--data.eval_longest_side", "512", "--data.crops_per_page", "4", "--data.batch_size", "2",
+                 "--model.backbone", "mobilenet_v3_small", "--model.rpn_post_nms_top_n_test", "100",
+                 "--trainer.num_sanity_val_steps", "1", "--trainer.check_val_every_n_epoch", "1"],
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("resume_data"), pages=9, test_pages=1, seed=5, height=640)
+
+
+def train(model: str, data_dir: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = [sys.executable, str(ROOT / "train.py"), "fit", *recipe(model, demo=True), "--data.data_dir", str(data_dir),
+            "--trainer.default_root_dir", str(root), *COMMON, *SMALL[model], *extra]
+    return subprocess.run(args, cwd=root.parent, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+def interrupt_config(folder: Path, step: int, signal_name: str) -> list[str]:
+    path = folder / f"interrupt-{signal_name}-{step}.yaml"
+    path.write_text(yaml.safe_dump({"trainer": {"callbacks+": [
+        {"class_path": "interrupt.InterruptAt", "init_args": {"step": step, "signal_name": signal_name}}]}}))
+    return ["--config", str(path)]
+
+
+def last(root: Path) -> dict:
+    return torch.load(root / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+    runs = {}
+    for model in SMALL:
+        root = tmp_path_factory.mktemp(f"{model}_whole") / "run"
+        run = train(model, data_dir, root)
+        assert run.returncode == 0, run.stderr[-3000:]
+        runs[model] = last(root)
+    return runs
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a if a[k].is_floating_point())
+
+
+@pytest.mark.parametrize("model", list(SMALL))
+def test_last_checkpoint_is_the_final_step(uninterrupted, model):
+    assert uninterrupted[model]["global_step"] == EPOCHS * STEPS_PER_EPOCH
+
+
+@pytest.mark.parametrize(("model", "step", "signal_name"), [
+    ("classifier", 3, "SIGKILL"),  # mid-epoch: resumes from step 2, inside epoch 0
+    ("detector", 3, "SIGKILL"),
+    ("classifier", 5, "SIGKILL"),  # resumes from step 4, the end of epoch 0
+    ("classifier", 7, "SIGINT"),  # Ctrl-C: resumes from step 6, inside epoch 1
+])
+def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(uninterrupted, data_dir, tmp_path, model,
+                                                                         step, signal_name):
+    root = tmp_path / "run"
+    stopped = train(model, data_dir, root, *interrupt_config(tmp_path, step, signal_name))
+    assert stopped.returncode != 0
+    saved = last(root)["global_step"]
+    assert saved == step - 1  # the last checkpoint before the interruption (one every 2 steps)
+    resumed = train(model, data_dir, root, "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = last(root)
+    assert final["global_step"] == EPOCHS * STEPS_PER_EPOCH
+    assert max_difference(final["state_dict"], uninterrupted[model]["state_dict"]) == 0.0
