@@ -2,9 +2,12 @@
 SIGINT, mid-epoch or at an epoch boundary) and resumed with ``--ckpt_path last`` ends with the very
 weights of an uninterrupted run with the same seed. Real ``train.py`` processes, killed for real."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -36,9 +39,21 @@ def data_dir(tmp_path_factory):
 
 
 def train(model: str, data_dir: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
+    """``train.py fit`` in a session of its own, its output in a file: a killed process's loader workers
+    (children of the forkserver, not of the killed process) outlive it, and are ended with its session."""
     args = [sys.executable, str(ROOT / "train.py"), "fit", *recipe(model, demo=True), "--data.data_dir", str(data_dir),
             "--trainer.default_root_dir", str(root), *COMMON, *SMALL[model], *extra]
-    return subprocess.run(args, cwd=root.parent, env=ENV, capture_output=True, text=True, timeout=600)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(args, cwd=root.parent, env=ENV, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            process.wait(timeout=600)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        output.seek(0)
+        return subprocess.CompletedProcess(args, process.returncode, output.read(), "")
 
 
 def interrupt_config(folder: Path, step: int, signal_name: str) -> list[str]:
@@ -58,7 +73,7 @@ def uninterrupted(data_dir, tmp_path_factory):
     for model in SMALL:
         root = tmp_path_factory.mktemp(f"{model}_whole") / "run"
         run = train(model, data_dir, root)
-        assert run.returncode == 0, run.stderr[-3000:]
+        assert run.returncode == 0, run.stdout[-3000:]
         runs[model] = last(root)
     return runs
 
@@ -73,21 +88,26 @@ def test_last_checkpoint_is_the_final_step(uninterrupted, model):
     assert uninterrupted[model]["global_step"] == EPOCHS * STEPS_PER_EPOCH
 
 
-@pytest.mark.parametrize(("model", "step", "signal_name"), [
-    ("classifier", 3, "SIGKILL"),  # mid-epoch: resumes from step 2, inside epoch 0
-    ("detector", 3, "SIGKILL"),
-    ("classifier", 5, "SIGKILL"),  # resumes from step 4, the end of epoch 0
-    ("classifier", 7, "SIGINT"),  # Ctrl-C: resumes from step 6, inside epoch 1
+@pytest.mark.parametrize(("model", "step", "signal_name", "workers"), [
+    ("classifier", 3, "SIGKILL", 0),  # mid-epoch: resumes from step 2, inside epoch 0
+    ("detector", 3, "SIGKILL", 0),
+    ("classifier", 5, "SIGKILL", 0),  # resumes from step 4, the end of epoch 0
+    ("classifier", 7, "SIGINT", 0),  # Ctrl-C: resumes from step 6, inside epoch 1
+    ("classifier", 7, "SIGKILL", 2),  # loader workers start before Lightning sets the resumed epoch
+    ("classifier", 5, "SIGKILL", 2),
+    ("detector", 7, "SIGKILL", 1),
 ])
 def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(uninterrupted, data_dir, tmp_path, model,
-                                                                         step, signal_name):
+                                                                         step, signal_name, workers):
+    """The uninterrupted run had no loader workers: the draws depend on neither the workers nor the interruption."""
     root = tmp_path / "run"
-    stopped = train(model, data_dir, root, *interrupt_config(tmp_path, step, signal_name))
+    loader = ["--data.num_workers", str(workers)]
+    stopped = train(model, data_dir, root, *loader, *interrupt_config(tmp_path, step, signal_name))
     assert stopped.returncode != 0
     saved = last(root)["global_step"]
     assert saved == step - 1  # the last checkpoint before the interruption (one every 2 steps)
-    resumed = train(model, data_dir, root, "--ckpt_path", "last")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = train(model, data_dir, root, *loader, "--ckpt_path", "last")
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
     final = last(root)
     assert final["global_step"] == EPOCHS * STEPS_PER_EPOCH
     assert max_difference(final["state_dict"], uninterrupted[model]["state_dict"]) == 0.0

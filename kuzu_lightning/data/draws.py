@@ -100,6 +100,9 @@ class ResumableDataModule(L.LightningDataModule):
         self._draws_seed = point["seed"] if point else torch.initial_seed() % 2**63
         draws = EpochDraws(size, self._draws_seed, weights=weights, length=length)
         if point:
+            # At the checkpoint's epoch already: Lightning may start the loader (workers take their first
+            # items) before it restores its loops and calls set_epoch, and a resumed run keeps that iterator.
+            draws.set_epoch(point["epoch"])
             draws.resume(point["epoch"], point["batches"] * self.hparams.batch_size)
         return draws
 
@@ -108,8 +111,10 @@ class ResumableDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None or trainer.state.fn != TrainerFn.FITTING or self._draws_seed is None:
             return {}
-        return {"seed": self._draws_seed, "epoch": trainer.current_epoch,
-                "batches": trainer.fit_loop.epoch_loop.batch_progress.current.ready}
+        epoch, batches = trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.ready
+        if batches >= trainer.num_training_batches:  # the epoch is complete: the next one starts afresh
+            epoch, batches = epoch + 1, 0
+        return {"seed": self._draws_seed, "epoch": epoch, "batches": batches}
 
     def load_state_dict(self, state: dict) -> None:
         self._resume_point = dict(state) if state else None
