@@ -48,8 +48,7 @@ def read_csv(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     except pd.errors.ParserError as error:
         raise DataFormatError(f"{path}: not a readable CSV ({error})") from None
     except UnicodeDecodeError as error:
-        raise DataFormatError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8") \
-            from None
+        raise DataFormatError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8") from None
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
