@@ -51,10 +51,10 @@ class CharCropDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        i, transform = seeded(self.transform, key)
+        i = seeded(self.transform, key)
         crop = np.asarray(self.cache.crops[self.rows[i]])
-        if transform is not None:
-            crop = transform(image=crop)["image"]
+        if self.transform is not None:
+            crop = self.transform(image=crop)["image"]
         return {"images": _to_tensor(crop[None])[0], "labels": int(self.labels[self.rows[i]])}
 
 
@@ -180,8 +180,9 @@ class CharDataModule(ResumableDataModule):
         if self.hparams.class_balance or self.hparams.min_count:
             weights, length = sampling_weights(self.labels[self.train_rows], self.hparams.class_balance,
                                                self.hparams.min_count)
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=self.training_draws(len(dataset), weights,
-                          length), drop_last=True, **worker_options(self.hparams.num_workers))
+        draws = self.training_draws(len(dataset), weights, length)
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=draws, drop_last=True,
+                          **worker_options(self.hparams.num_workers))
 
     def _pages_loader(self) -> DataLoader:
         return DataLoader(CharsByPageDataset(self.cache, self.val_cache_pages, self.labels),

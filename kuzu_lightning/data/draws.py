@@ -28,7 +28,7 @@ class EpochDraws(DistributedSampler):
     """Yields ``(index, augmentation_seed)`` pairs over items ``0 .. size - 1``, ``len(self)`` per epoch.
 
     With ``weights`` (one per item), ``length`` items are drawn with replacement in proportion to
-    them; else the epoch is a permutation of all items (or, with ``shuffle=False``, their order).
+    them; else the epoch is a permutation of all items.
     Lightning calls :meth:`set_epoch` at the start of every epoch; :meth:`resume` makes the next
     epoch that is started, if it is ``epoch``, begin at this process's draw ``position``. Under DDP
     each of the ``n`` processes takes every ``n``-th draw (the epoch's draws repeated from its start
@@ -36,10 +36,9 @@ class EpochDraws(DistributedSampler):
     as it is.
     """
 
-    def __init__(self, size: int, seed: int, shuffle: bool = True, weights: np.ndarray | None = None,
-                 length: int | None = None):
+    def __init__(self, size: int, seed: int, weights: np.ndarray | None = None, length: int | None = None):
         replicas, rank = world()
-        super().__init__(range(size), num_replicas=replicas, rank=rank, shuffle=shuffle, seed=seed)
+        super().__init__(range(size), num_replicas=replicas, rank=rank, seed=seed)
         self.size = size
         self.weights = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
         self.length = size if length is None else length
@@ -57,7 +56,7 @@ class EpochDraws(DistributedSampler):
         if self.weights is not None:
             order = rng.choice(self.size, self.length, replace=True, p=self.weights)
         else:
-            order = rng.permutation(self.size) if self.shuffle else np.arange(self.size)
+            order = rng.permutation(self.size)
         return order, rng.integers(0, 2**32, len(order), dtype=np.uint64)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -71,14 +70,14 @@ class EpochDraws(DistributedSampler):
         return zip(order[mine][start:].tolist(), seeds[mine][start:].tolist())
 
 
-def seeded(transform, key: int | tuple[int, int]) -> tuple[int, object]:
-    """A training dataset's item key, an index or an :class:`EpochDraws` pair ``(index, seed)``, as
-    ``(index, transform)``: for a pair, the albumentations ``transform`` seeded for that draw."""
+def seeded(transform, key: int | tuple[int, int]) -> int:
+    """The index of a training dataset's item key, an index or an :class:`EpochDraws` pair ``(index, seed)``;
+    for a pair, the albumentations ``transform`` (if any) is seeded for that draw first."""
     if isinstance(key, tuple):
         key, seed = key
         if transform is not None:
             transform.set_random_seed(seed)
-    return key, transform
+    return key
 
 
 class ResumableDataModule(L.LightningDataModule):

@@ -64,13 +64,13 @@ class PageWindowDataset(Dataset):
         return len(self.pages) * self.crops_per_page
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        i, transform = seeded(self.transform, key)
+        i = seeded(self.transform, key)
         page = self.pages[i % len(self.pages)]
         image = decode_page(page.image_path)
         height, width = image.shape[:2]
         boxes = proper_boxes(to_resized(page.boxes, page_scale((width, height), (page.width, page.height))),
                              width, height)
-        out = transform(image=image, bboxes=boxes, labels=np.ones(len(boxes), np.int64))
+        out = self.transform(image=image, bboxes=boxes, labels=np.ones(len(boxes), np.int64))
         crop = out["image"]
         boxes = proper_boxes(np.asarray(out["bboxes"], np.float32).reshape(-1, 4), crop.shape[1], crop.shape[0])
         return {"image": _chw(crop),
