@@ -1,19 +1,27 @@
-"""A built-in Kaggle-layout dataset rendered with a real Japanese font: no network, no download.
+"""A built-in Kaggle-layout dataset of brush-written pages: no network, no download.
 
-    python -m kuzu_lightning.data.synthetic --out data/synthetic --pages 40 --seed 0
+    python -m kuzu_lightning.data.synthetic --out data/synthetic --pages 40 --seed 0 [--vocabulary full]
 
 writes ``train.csv``, ``unicode_translation.csv``, ``train_images/*.jpg``, ``test_images/*.jpg``
 and ``sample_submission.csv`` exactly as the Kaggle download lays them out, plus
 ``test_solution.csv``: the labels of the test pages (synthetic pages know their answers), for
 scoring a submission with ``python -m kuzu_lightning.metrics``.
 
-Pages imitate the real scans: vertical columns read right to left inside a page frame,
-characters of several sizes with jitter, paper-coloured noisy backgrounds and ink that vary by
-"book" (several style presets, so book-wise splits mean something), small unlabeled side glosses
-like furigana, unlabeled seals, illustrations and show-through from the other side. Character
-frequencies follow a long tail. Labels are tight boxes around each character's ink, in pixels of
-the written image (``x y w h``, top-left corner and size). Output is deterministic for a seed:
-each page draws from its own random stream, seeded by ``(seed, page number)``.
+Pages imitate the real scans (``python -m kuzu_lightning.data.page_statistics`` compares them with
+the labelled real pages): each "book" is written in one hand, a brush font of
+:data:`~kuzu_lightning.font.STYLES` (IPAexGothic, a printed face, for a few books), with kana often
+written as their source kanji (hentaigana, :mod:`~kuzu_lightning.data.glyphs`); vertical columns
+read right to left, character sizes and gaps that vary along a column, connecting strokes between
+consecutive characters, characters that touch, dry brush and ink that fades until the brush is
+dipped again; paper colour, stains and foxing, show-through of the other side, unlabelled
+furigana, illustrations and red seals stamped over the text, and the scanner bed around the page
+with the facing page's edge. Books differ in hand, paper, ink and layout, so book-wise splits
+mean something. Character frequencies follow a long tail over the vocabulary.
+
+Labels are tight boxes around each character's ink, in pixels of the written image (``x y w h``,
+top-left corner and size), **in reading order**: columns right to left, each top to bottom (the
+order of CODH's ``Char ID``). Output is deterministic for a seed: each page draws from its own
+random stream, seeded by ``(seed, page number)``, each book's style from ``(seed, book)``.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -31,13 +38,14 @@ import numpy as np
 import pandas as pd
 
 from kuzu_lightning.data.formats import char_to_code, format_labels
-from kuzu_lightning.font import japanese_font
+from kuzu_lightning.data.glyphs import brush, ink_form, reference_glyph
+from kuzu_lightning.font import BRUSH_STYLES, brush_characters
 from kuzu_lightning.geometry import xyxy_to_xywh
 
 log = logging.getLogger(__name__)
 
 KANA = (
-    "にのてしをはとたるかりなもいれくらすきつまへおこせやあけそうめむちゆよわひゑゐみさぬふほろえ"
+    "にのてしをはとたるかりなもいれくらすきつまへおこせやあけそうめむちゆよわひゑゐみさぬふほろえんね"
     "がでじばずどぞぎぐげござぜだぢづびぶべぼぱぷ"
 )
 KANJI = (
@@ -50,80 +58,54 @@ KANJI = (
 )
 DEFAULT_VOCABULARY = "".join(dict.fromkeys(KANA + KANJI))
 """Frequent hiragana and kanji, most frequent first (the sampling follows a long tail over this order)."""
+KANA_SET = frozenset(KANA)
+
+
+def full_vocabulary() -> str:
+    """Every character of the Kaggle class table that a brush font has (4,643 of 4,781; a book whose
+    hand lacks one writes it in another): :data:`DEFAULT_VOCABULARY` first, then the rest in code
+    point order, so that the long tail of :class:`PageRenderer` gives the rare classes a few examples each."""
+    covered = set().union(*(brush_characters(style) for style in BRUSH_STYLES))
+    return DEFAULT_VOCABULARY + "".join(sorted(covered - set(DEFAULT_VOCABULARY)))
+
+
+VOCABULARIES = {"default": lambda: DEFAULT_VOCABULARY, "full": full_vocabulary}
+"""Named vocabularies of the command line."""
+
+
+STYLE_WEIGHTS = {"sousho": 0.25, "gyosho": 0.25, "soseki": 0.2, "kouzan_t": 0.1, "kaisho": 0.1, "gothic": 0.1}
+"""How often a book is written in each font style (:data:`~kuzu_lightning.font.STYLES`)."""
+
+PAPERS = ((232, 214, 182), (236, 228, 208), (205, 184, 146), (222, 214, 200), (214, 196, 160), (226, 206, 170))
+INKS = ((38, 30, 24), (20, 20, 22), (52, 40, 32), (30, 34, 44), (60, 42, 30), (26, 24, 20))
+BACKGROUNDS = ((28, 28, 30), (52, 50, 48), (18, 20, 30), (196, 196, 192), (120, 118, 112))  # the scanner bed
+SEAL_RED = (178, 52, 40)
 
 
 @dataclass(frozen=True)
 class BookStyle:
-    """How one "book" looks: paper, ink, layout. Each book perturbs one of these presets."""
+    """How one "book" looks: its hand, paper and layout. Sizes are shares of the page height.
 
+    The defaults of :meth:`PageRenderer.book_style` follow the labelled real pages (see
+    ``python -m kuzu_lightning.data.page_statistics``).
+    """
+
+    font: str  # the style of the main hand (kuzu_lightning.font.STYLES)
     paper: tuple[int, int, int]  # RGB
     ink: tuple[int, int, int]  # RGB
-    columns: tuple[int, int]  # columns per page, min and max
+    background: tuple[int, int, int]  # RGB of the scanner bed around the page
+    em: float  # the font size of the main text / page height (a character's ink is about 0.6 of it)
+    stretch: float  # glyph height / width, relative to the font's
+    pitch: float  # column pitch / em
+    gap: float  # median gap between consecutive characters / em
+    weight: float  # stroke thickening (> 0) or thinning (< 0), pixels at the reference size
+    dryness: float  # 0..1, streaks of a dry brush
+    connect: float  # probability of a connecting stroke to the next character of the column
+    hentaigana: float  # probability that a kana is written as its source kanji (in a cursive hand)
+    gloss: float  # probability of unlabelled furigana beside a character
     stain: float  # strength of low-frequency paper blotches
     grain: float  # per-pixel noise, grey levels
-    stroke: int  # 0 thin, 1 normal, 2 bold (dilation of the glyph mask)
     frame: bool  # a ruled page frame, as in many woodblock prints
-
-
-STYLES = (
-    BookStyle(paper=(232, 214, 182), ink=(38, 30, 24), columns=(8, 11), stain=14, grain=6, stroke=1, frame=True),
-    BookStyle(paper=(236, 228, 208), ink=(20, 20, 22), columns=(6, 9), stain=8, grain=4, stroke=2, frame=True),
-    BookStyle(paper=(205, 184, 146), ink=(52, 40, 32), columns=(9, 13), stain=20, grain=8, stroke=0, frame=False),
-    BookStyle(paper=(222, 214, 200), ink=(30, 34, 44), columns=(5, 8), stain=10, grain=5, stroke=1, frame=False),
-    BookStyle(paper=(214, 196, 160), ink=(60, 42, 30), columns=(7, 10), stain=16, grain=7, stroke=1, frame=True),
-)
-
-SEAL_RED = (178, 52, 40)
-
-
-@lru_cache(maxsize=20_000)
-def _glyph(char: str, size: int, stroke: int) -> np.ndarray:
-    """The ink mask (uint8, 0..255) of one character at ``size`` px, cropped to its ink."""
-    font = japanese_font(size)
-    left, top, right, bottom = font.getbbox(char)
-    mask = np.zeros((bottom - top + 2 * stroke + 2, right - left + 2 * stroke + 2), np.uint8)
-    core = font.getmask(char)
-    glyph = np.asarray(core, dtype=np.uint8).reshape(core.size[1], core.size[0])
-    mask[stroke + 1:stroke + 1 + glyph.shape[0], stroke + 1:stroke + 1 + glyph.shape[1]] = glyph
-    if stroke > 1:
-        mask = cv2.dilate(mask, np.ones((2, 2), np.uint8))
-    elif stroke < 1 and size >= 24:  # thinner strokes; small glyphs would vanish
-        mask = cv2.erode(mask, np.ones((2, 2), np.uint8))
-    ys, xs = np.nonzero(mask > 40)
-    if len(ys) == 0:
-        raise ValueError(f"the font has no ink for {char!r} ({char_to_code(char)})")
-    return mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-
-
-def _font_size(size: float) -> int:
-    """Round a glyph size to a ladder of steps 8% apart (at least 8 px), so rendered glyphs are reused."""
-    return max(8, round(1.08 ** round(math.log(max(size, 1.0), 1.08))))
-
-
-def _slanted(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A hand-written look: random shear, rotation and aspect of a glyph mask, cropped to its ink."""
-    h, w = mask.shape
-    angle = math.radians(rng.uniform(-6, 6))
-    shear = rng.uniform(-0.15, 0.15)
-    sx, sy = rng.uniform(0.85, 1.15), rng.uniform(0.85, 1.15)
-    a = np.array([[math.cos(angle) * sx, -math.sin(angle) + shear, 0], [math.sin(angle), math.cos(angle) * sy, 0]])
-    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float64) @ a.T
-    a[:, 2] = -corners.min(axis=0) + 1
-    size = np.ceil(corners.max(axis=0) - corners.min(axis=0)).astype(int) + 2
-    warped = cv2.warpAffine(mask, a, (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR)
-    ys, xs = np.nonzero(warped > 40)
-    return warped[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-
-
-def _stamp(page: np.ndarray, mask: np.ndarray, x: int, y: int, colour: tuple[int, int, int], opacity: float) -> bool:
-    """Blend ``colour`` through ``mask`` onto ``page`` at top-left ``(x, y)``; False if it does not fit."""
-    h, w = mask.shape
-    if x < 0 or y < 0 or x + w > page.shape[1] or y + h > page.shape[0]:
-        return False
-    roi = page[y:y + h, x:x + w]
-    alpha = (mask.astype(np.float32) * (opacity / 255.0))[:, :, None]
-    roi[:] = (roi * (1 - alpha) + np.asarray(colour, np.float32) * alpha + 0.5).astype(np.uint8)
-    return True
 
 
 class PageRenderer:
@@ -138,120 +120,197 @@ class PageRenderer:
         self.weights = weights / weights.sum()
 
     def book_style(self, book: int, seed: int) -> tuple[BookStyle, float]:
-        """The style of book number ``book``: a preset with its colours perturbed, and its aspect ratio."""
+        """The style of book number ``book`` (drawn from ``(seed, book)``), and its scans' width / height."""
         rng = np.random.default_rng([seed, 10_000 + book])
-        base = STYLES[book % len(STYLES)]
 
         def shift(colour, spread):
             return tuple(int(np.clip(c + rng.integers(-spread, spread + 1), 0, 255)) for c in colour)
 
-        style = BookStyle(shift(base.paper, 10), shift(base.ink, 8), base.columns, base.stain, base.grain,
-                          base.stroke, base.frame)
-        return style, float(rng.uniform(0.58, 0.68))
-
-    def _paper(self, rng: np.random.Generator, style: BookStyle, width: int) -> np.ndarray:
-        """Paper colour plus blotches and grain, built at half size in uint8 through a colour table."""
-        half = (max(1, width // 2), max(1, self.height // 2))
-        stains = cv2.resize(rng.normal(0, style.stain, size=(6, 4)).astype(np.float32), half,
-                            interpolation=cv2.INTER_CUBIC)
-        grain = rng.normal(0, style.grain, size=(half[1], half[0])).astype(np.float32)
-        shade = np.clip(stains + grain + 128, 0, 255).astype(np.uint8)  # 128 = the paper colour itself
-        table = np.clip(np.asarray(style.paper)[None, :] + np.arange(-128, 128)[:, None], 0, 255).astype(np.uint8)
-        paper = cv2.LUT(cv2.merge([shade, shade, shade]), table[None])
-        return cv2.resize(paper, (width, self.height), interpolation=cv2.INTER_NEAREST)
+        font = str(rng.choice(list(STYLE_WEIGHTS), p=list(STYLE_WEIGHTS.values())))
+        style = BookStyle(
+            font=font, paper=shift(PAPERS[book % len(PAPERS)], 10), ink=shift(INKS[book % len(INKS)], 8),
+            background=shift(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))], 8),
+            em=float(np.exp(rng.normal(math.log(0.062), 0.25))), stretch=rng.uniform(0.9, 1.25),
+            pitch=rng.uniform(1.25, 1.9), gap=rng.uniform(0.02, 0.16), weight=float(rng.choice([-1, 0, 0, 1, 2])),
+            dryness=rng.uniform(0.0, 0.6), connect=rng.uniform(0.1, 0.6), hentaigana=rng.uniform(0.15, 0.6),
+            gloss=rng.choice([0.0, 0.05, 0.15]), stain=rng.uniform(6, 22), grain=rng.uniform(3, 8), frame=rng.random() < 0.4)
+        return style, float(rng.uniform(0.6, 0.78))
 
     def render(self, rng: np.random.Generator, style: BookStyle, aspect: float) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """One page: RGB uint8 image, the code points, and xyxy boxes (image pixels) of its characters."""
+        """One scan: RGB uint8 image, the code points in reading order (columns right to left, each
+        top to bottom), and their xyxy boxes (image pixels, tight around each character's ink)."""
         h = self.height
         w = int(h * aspect)
-        page = self._paper(rng, style, w)
-        margin_x, margin_y = int(w * rng.uniform(0.07, 0.11)), int(h * rng.uniform(0.07, 0.1))
+        ink = np.zeros((h, w), np.float32)  # ink opacity, 0..1, composited once at the end
+        px1, py1 = int(w * rng.uniform(0.005, 0.05)), int(h * rng.uniform(0.005, 0.03))
+        px2, py2 = w - int(w * rng.uniform(0.005, 0.06)), h - int(h * rng.uniform(0.005, 0.03))
+        left = px1 + int((px2 - px1) * rng.uniform(0.06, 0.12))
+        right = px2 - int((px2 - px1) * rng.uniform(0.06, 0.12))
+        top = py1 + int((py2 - py1) * rng.uniform(0.06, 0.15))
+        bottom = py2 - int((py2 - py1) * rng.uniform(0.05, 0.1))
+        size = style.em * h * rng.uniform(0.9, 1.1)
+        pitch = size * style.pitch
         if style.frame:
-            thickness = max(2, h // 500)
-            cv2.rectangle(page, (margin_x, margin_y), (w - margin_x, h - margin_y), style.ink, thickness)
-            inset = thickness * 3
-            cv2.rectangle(page, (margin_x - inset, margin_y - inset), (w - margin_x + inset, h - margin_y + inset),
-                          style.ink, max(1, thickness // 2))
-        left, right = margin_x + h // 60, w - margin_x - h // 60
-        top, bottom = margin_y + h // 50, h - margin_y - h // 50
-
-        n_columns = int(rng.integers(style.columns[0], style.columns[1] + 1))
-        pitch = (right - left) / n_columns
-        illustrated = rng.random() < 0.2  # a picture takes the left part of the page
+            thickness = max(2, h // 600)
+            cv2.rectangle(ink, (left - int(pitch * 0.3), top - int(size * 0.3)),
+                          (right + int(pitch * 0.3), bottom + int(size * 0.3)), 0.9, thickness)
+        illustrated = rng.random() < 0.12  # a picture takes the left part of the page
+        text_left = left
         if illustrated:
-            self._illustration(page, rng, style, left, top, int(left + (right - left) * rng.uniform(0.3, 0.6)), bottom)
+            text_left = int(left + (right - left) * rng.uniform(0.4, 0.7))
+            self._illustration(ink, rng, left, top, text_left - int(pitch * 0.5), bottom)
         codes, boxes = [], []
-        column_fill = rng.uniform(0.35, 1.0)  # how full columns are on this page: a realistic spread of counts
-        chars = iter(rng.choice(len(self.vocabulary), size=4096, p=self.weights))
+        chars = iter(rng.choice(len(self.vocabulary), size=8192, p=self.weights))
+        n_columns = max(1, int((right - text_left) / pitch))
         for column in range(n_columns):
-            centre = right - pitch * (column + 0.5)  # right to left
-            if illustrated and centre < left + (right - left) * 0.6 and len(codes) >= 20:
-                break
-            small = rng.random() < 0.15  # a column of commentary in smaller characters
-            size = int(pitch * (0.42 if small else rng.uniform(0.6, 0.78)))
-            end = top + (bottom - top) * (1.0 if len(codes) < 20 else min(1.0, column_fill + rng.uniform(0, 0.4)))
-            y = top + rng.uniform(0, size * 0.3)
+            centre = right - pitch * (column + 0.5)
+            end = bottom if rng.random() > 0.25 else top + (bottom - top) * rng.uniform(0.15, 0.9)  # a paragraph ends
+            y = top + (size * rng.integers(1, 3) if rng.random() < 0.1 else 0) + rng.uniform(0, size * 0.2)
+            drift, density, previous = rng.normal(0, 0.05) * pitch, rng.uniform(0.85, 1.0), None
             while True:
-                char = self.vocabulary[next(chars)]
-                glyph = _slanted(_glyph(char, _font_size(size * rng.uniform(0.85, 1.1)), style.stroke), rng)
+                label = self.vocabulary[next(chars)]
+                glyph = self._glyph(label, style, size, rng)
                 gh, gw = glyph.shape
                 if y + gh > end:
                     break
-                x = int(centre - gw / 2 + rng.uniform(-0.08, 0.08) * pitch)
-                if _stamp(page, glyph, x, int(y), style.ink, rng.uniform(0.8, 1.0)):
-                    codes.append(char_to_code(char))
-                    boxes.append((x, int(y), x + gw, int(y) + gh))
-                    if rng.random() < 0.12:
-                        self._gloss(page, rng, style, x + gw + max(2, int(pitch * 0.04)), int(y), size)
-                y += gh + size * rng.uniform(0.08, 0.35)
-        for _ in range(int(rng.integers(0, 3))):
-            self._seal(page, rng, w, h)
-        self._show_through(page, rng, style, w, h)
+                x = int(centre - gw / 2 + drift * (y - top) / (bottom - top) + rng.normal(0, 0.04) * pitch)
+                if not _place(ink, glyph, x, int(y), density):
+                    break
+                if previous is not None and y > previous[3] and rng.random() < style.connect:
+                    _connecting_stroke(ink, previous, (x, int(y), x + gw, int(y) + gh), size, density, rng)
+                previous = (x, int(y), x + gw, int(y) + gh)
+                codes.append(char_to_code(label))
+                boxes.append(previous)
+                if rng.random() < style.gloss:
+                    self._gloss(ink, rng, style, x + gw + max(2, int(size * 0.08)), int(y), size)
+                density = density - rng.uniform(0.0, 0.06) if rng.random() > 0.15 else rng.uniform(0.85, 1.0)
+                density = max(density, 0.55)
+                y += gh + max(size * float(np.clip(rng.normal(style.gap, 0.1), -0.2, 0.9)), -0.3 * gh)  # always down
+        page = self._scan(rng, style, w, h, (px1, py1, px2, py2), ink)
+        for _ in range(int(rng.integers(1, 3)) if rng.random() < 0.35 else 0):
+            self._seal(page, rng, (px1, py1, px2, py2), size)
         return page, codes, np.asarray(boxes, np.float32).reshape(-1, 4)
 
-    def _gloss(self, page, rng, style, x, y, size):
-        """Unlabeled furigana: two or three tiny kana beside a character, between the columns."""
+    def _glyph(self, label: str, style: BookStyle, size: float, rng: np.random.Generator) -> np.ndarray:
+        """The ink mask of one character: its ink form in the book's hand (another brush when the
+        hand lacks it), a size that varies along the column, small kana now and then."""
+        height = size * float(np.exp(rng.normal(0, 0.18)))
+        if label in KANA_SET and rng.random() < 0.2:
+            height *= rng.uniform(0.45, 0.65)
+        form = ink_form(label, style.font, style.hentaigana, rng)
+        for font, char in ((style.font, form), (style.font, label), *((other, label) for other in BRUSH_STYLES)):
+            try:
+                glyph = reference_glyph(font, char)
+            except ValueError:
+                continue
+            return brush(glyph, height, style.stretch * rng.uniform(0.8, 1.3), style.weight, style.dryness, rng)
+        raise ValueError(f"no font has ink for {label!r} ({char_to_code(label)})")
+
+    def _scan(self, rng, style, w, h, paper_box, ink) -> np.ndarray:
+        """The scanner bed, the page's paper with its stains, show-through and edge, and the ink."""
+        x1, y1, x2, y2 = paper_box
+        shade = self._paper_shade(rng, style, w, h)
+        page = np.empty((h, w, 3), np.float32)
+        page[:] = style.background
+        paper = np.asarray(style.paper, np.float32) + shade[:, :, None]
+        page[y1:y2, x1:x2] = paper[y1:y2, x1:x2]
+        if rng.random() < 0.5:  # the facing page's edge, beyond a gutter shadow
+            side = x2 + int(w * rng.uniform(0.005, 0.015)) if rng.random() < 0.5 else 0
+            width = int(w * rng.uniform(0.01, 0.03))
+            page[y1:y2, side:side + width] = paper[y1:y2, side:side + width] * 0.93
+        through = cv2.GaussianBlur(ink[:, ::-1], (0, 0), max(1.0, h / 700)) * rng.uniform(0.0, 0.25)
+        alpha = np.maximum(ink, through * (ink < 0.05))[:, :, None]
+        faded = np.asarray(style.ink, np.float32) * 0.3 + np.asarray(style.paper, np.float32) * 0.7
+        colour = np.where((ink >= 0.05)[:, :, None], np.asarray(style.ink, np.float32), faded)
+        inside = np.zeros((h, w, 1), np.float32)
+        inside[y1:y2, x1:x2] = 1.0
+        page = page * (1 - alpha * inside) + colour * alpha * inside
+        return np.clip(page + 0.5, 0, 255).astype(np.uint8)
+
+    def _paper_shade(self, rng, style, w, h) -> np.ndarray:
+        """Grey-level offsets of the paper: blotches, grain and a few foxing spots."""
+        half = (max(1, w // 2), max(1, h // 2))
+        stains = cv2.resize(rng.normal(0, style.stain, size=(6, 4)).astype(np.float32), half,
+                            interpolation=cv2.INTER_CUBIC)
+        stains += rng.normal(0, style.grain, size=(half[1], half[0])).astype(np.float32)
+        spots = np.zeros_like(stains)
+        for _ in range(int(rng.integers(0, 8))):
+            centre = (int(rng.uniform(0, half[0])), int(rng.uniform(0, half[1])))
+            cv2.circle(spots, centre, int(rng.uniform(1, h / 300)), -float(rng.uniform(10, 30)), -1)
+        stains += cv2.GaussianBlur(spots, (0, 0), 2)
+        return cv2.resize(stains, (w, h), interpolation=cv2.INTER_LINEAR)
+
+    def _gloss(self, ink, rng, style, x, y, size):
+        """Unlabelled furigana: one to three tiny kana beside a character, between the columns."""
         for _ in range(int(rng.integers(1, 4))):
-            glyph = _glyph(KANA[int(rng.integers(len(KANA)))], _font_size(size * 0.3), 1)
-            _stamp(page, glyph, x, y, style.ink, 0.9)
+            glyph = brush(reference_glyph(style.font, KANA[int(rng.integers(46))]), size * 0.28, 1.0, 0, 0, rng)
+            _place(ink, glyph, x, y, 0.9)
             y += glyph.shape[0] + 2
 
-    def _seal(self, page, rng, w, h):
-        """An unlabeled vermilion seal: a square or a round stamp with a character knocked out."""
-        side = int(h * rng.uniform(0.04, 0.08))
-        x, y = int(rng.uniform(0, w - side)), int(rng.uniform(0, h - side))
-        mask = np.zeros((side, side), np.uint8)
-        if rng.random() < 0.5:
-            cv2.rectangle(mask, (0, 0), (side - 1, side - 1), 255, -1)
+    def _seal(self, page, rng, paper_box, size):
+        """A vermilion seal stamped over the page, text included: a bordered square or a circle with
+        two to four characters (multiplied into the page, so ink under it stays dark)."""
+        x1, y1, x2, y2 = paper_box
+        side = int(size * rng.uniform(1.5, 3.5))
+        if x2 - x1 <= side or y2 - y1 <= side:
+            return
+        mask = np.zeros((side, side), np.float32)
+        border = max(2, side // 14)
+        if rng.random() < 0.7:
+            cv2.rectangle(mask, (0, 0), (side - 1, side - 1), 1.0, border)
         else:
-            cv2.circle(mask, (side // 2, side // 2), side // 2 - 1, 255, -1)
-        glyph = _glyph(self.vocabulary[int(rng.integers(len(self.vocabulary)))], _font_size(side * 0.6), 1)
-        gy, gx = (side - glyph.shape[0]) // 2, (side - glyph.shape[1]) // 2
-        region = mask[gy:gy + glyph.shape[0], gx:gx + glyph.shape[1]]
-        region[...] = np.minimum(region, 255 - glyph)
-        _stamp(page, mask, x, y, SEAL_RED, rng.uniform(0.6, 0.9))
+            cv2.circle(mask, (side // 2, side // 2), side // 2 - 1, 1.0, border)
+        n = 2 if rng.random() < 0.5 else 4
+        cell = (side - 4 * border) // 2
+        for i in range(n):
+            glyph = brush(reference_glyph("kaisho", KANJI[int(rng.integers(len(KANJI)))]),
+                          cell if n == 4 else side - 4 * border, 1.0 if n == 4 else 2.0, 1, 0, rng)
+            gx = 2 * border + (i % 2) * cell if n == 4 else 2 * border + i * cell
+            gy = 2 * border + (i // 2) * cell if n == 4 else 2 * border
+            _place(mask, glyph[:side - gy, :side - gx], gx, gy, 1.0)
+        x, y = int(rng.uniform(x1, x2 - side)), int(rng.uniform(y1, y2 - side))
+        alpha = (mask * rng.uniform(0.6, 0.95))[:, :, None]
+        tint = np.asarray(SEAL_RED, np.float32) / 255.0
+        roi = page[y:y + side, x:x + side].astype(np.float32)
+        page[y:y + side, x:x + side] = np.clip(roi * (1 - alpha + alpha * tint) + 0.5, 0, 255).astype(np.uint8)
 
-    def _illustration(self, page, rng, style, x1, y1, x2, y2):
-        """Unlabeled ink drawing: strokes, curves and filled shapes in a region of the page."""
+    def _illustration(self, ink, rng, x1, y1, x2, y2):
+        """Unlabelled ink drawing: strokes, curves and filled shapes in a region of the page."""
+        if x2 - x1 < 4 or y2 - y1 < 4:
+            return
         for _ in range(int(rng.integers(15, 40))):
             kind = rng.random()
             p = (int(rng.uniform(x1, x2)), int(rng.uniform(y1, y2)))
             if kind < 0.5:
                 q = (int(np.clip(p[0] + rng.normal(0, 60), x1, x2)), int(np.clip(p[1] + rng.normal(0, 60), y1, y2)))
-                cv2.line(page, p, q, style.ink, int(rng.integers(1, 5)))
+                cv2.line(ink, p, q, 0.9, int(rng.integers(1, 5)))
             elif kind < 0.85:
                 axes = (int(rng.uniform(10, 80)), int(rng.uniform(10, 80)))
-                cv2.ellipse(page, p, axes, rng.uniform(0, 180), 0, rng.uniform(90, 360), style.ink, int(rng.integers(1, 4)))
+                cv2.ellipse(ink, p, axes, rng.uniform(0, 180), 0, rng.uniform(90, 360), 0.9, int(rng.integers(1, 4)))
             else:
-                cv2.circle(page, p, int(rng.uniform(3, 15)), style.ink, -1)
+                cv2.circle(ink, p, int(rng.uniform(3, 15)), 0.9, -1)
 
-    def _show_through(self, page, rng, style, w, h):
-        """Faint mirrored characters from the other side of thin paper: ink to be ignored."""
-        faded = tuple(int(p * 0.75 + i * 0.25) for p, i in zip(style.paper, style.ink))
-        for _ in range(int(rng.integers(0, 25))):
-            glyph = _glyph(self.vocabulary[int(rng.integers(len(self.vocabulary)))], _font_size(h * 0.03), 0)[:, ::-1]
-            _stamp(page, glyph, int(rng.uniform(0, w - glyph.shape[1])), int(rng.uniform(0, h - glyph.shape[0])),
-                   faded, 0.6)
+
+def _place(layer: np.ndarray, mask: np.ndarray, x: int, y: int, opacity: float) -> bool:
+    """Add ``mask`` (uint8) at top-left ``(x, y)`` to the opacity ``layer`` (the darker wins); False if it does not fit."""
+    h, w = mask.shape
+    if x < 0 or y < 0 or x + w > layer.shape[1] or y + h > layer.shape[0]:
+        return False
+    roi = layer[y:y + h, x:x + w]
+    np.maximum(roi, mask.astype(np.float32) * (opacity / 255.0), out=roi)
+    return True
+
+
+def _connecting_stroke(ink: np.ndarray, above, below, size: float, opacity: float, rng: np.random.Generator) -> None:
+    """A thin brush stroke from the foot of the character ``above`` to the head of the one ``below``
+    (xyxy boxes), bowed sideways, as a hand that does not lift between them."""
+    start = np.array([rng.uniform(above[0], above[2]) * 0.5 + (above[0] + above[2]) * 0.25, above[3] - size * 0.1])
+    end = np.array([rng.uniform(below[0], below[2]) * 0.5 + (below[0] + below[2]) * 0.25, below[1] + size * 0.1])
+    bow = np.array([rng.normal(0, 0.25) * size, 0.0])
+    t = np.linspace(0, 1, 12)[:, None]
+    points = (1 - t) ** 2 * start + 2 * t * (1 - t) * ((start + end) / 2 + bow) + t ** 2 * end
+    thickness = max(1, int(round(size * rng.uniform(0.02, 0.05))))
+    cv2.polylines(ink, [points.round().astype(np.int32)], False, float(opacity * 0.85), thickness, cv2.LINE_AA)
 
 
 def _write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
@@ -319,11 +378,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="books the train pages come from (default pages / 8, at least 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--height", type=int, default=1536, help="page height in pixels (default 1536)")
-    parser.add_argument("--vocabulary", default=DEFAULT_VOCABULARY,
-                        help=f"characters to draw, most frequent first (default: {len(DEFAULT_VOCABULARY)} kana and kanji)")
+    parser.add_argument("--vocabulary", default="default",
+                        help=f"'default' ({len(DEFAULT_VOCABULARY)} frequent kana and kanji), 'full' (the class table's "
+                        "characters the fonts have, long-tailed) or the characters to draw, most frequent first")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    generate(args.out, args.pages, args.seed, args.test_pages, args.books, args.height, args.vocabulary)
+    vocabulary = VOCABULARIES[args.vocabulary]() if args.vocabulary in VOCABULARIES else args.vocabulary
+    generate(args.out, args.pages, args.seed, args.test_pages, args.books, args.height, vocabulary)
     seconds = time.perf_counter() - start
     total = args.pages + (args.test_pages if args.test_pages is not None else max(1, args.pages // 4))
     print(f"wrote {total} pages to {args.out} in {seconds:.1f} s ({total / seconds:.1f} pages/s)")
