@@ -6,7 +6,8 @@ import pytest
 
 from kuzu_lightning.data.synthetic import generate
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "kuzushiji-real"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REAL_DATA = SHARED / "kuzushiji-real"
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +21,12 @@ def real_dir() -> Path:
     if not (REAL_DATA / "train.csv").is_file():
         pytest.skip(f"the real Kaggle sample is not at {REAL_DATA}")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared real data: the Kaggle sample, the real pages with their boxes, KMNIST."""
+    missing = [name for name in ("kuzushiji-real", "real-pages", "kmnist-test") if not (SHARED / name).is_dir()]
+    if missing:
+        pytest.skip(f"the real data ({', '.join(missing)}) is not in {SHARED}")
+    return SHARED
