@@ -6,11 +6,13 @@
     python -m kuzu_lightning.benchmark classifier  # classifier training crops/s on this machine
     python -m kuzu_lightning.benchmark detector [--data-dir DIR]  # page decoding and detector s/page
     python -m kuzu_lightning.benchmark pipeline [--data-dir DIR]  # recognition s/page by stage, batched crops
+    python -m kuzu_lightning.benchmark real --detector CKPT [--classifier CKPT]  # models on real pages and KMNIST
 
 ``metric``, ``synthetic`` and ``chars`` run pinned to one CPU core (where the OS allows it), so
 figures compare across machines of different core counts; ``classifier`` and ``detector`` use
 every core. ``detector`` reads the train pages of a Kaggle-layout ``--data-dir`` (real scans are
 about 2400 x 3900 px), ``pipeline`` all its pages, or synthetic pages of that size when none is given.
+``real`` measures accuracy, not speed: see :mod:`kuzu_lightning.real_benchmark`.
 """
 
 from __future__ import annotations
@@ -287,8 +289,14 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
     return result
 
 
+def bench_real(**options) -> dict:
+    from kuzu_lightning.real_benchmark import bench_real
+
+    return bench_real(**options)
+
+
 BENCHMARKS = {"metric": bench_metric, "synthetic": bench_synthetic, "chars": bench_chars, "classifier": bench_classifier,
-              "detector": bench_detector, "pipeline": bench_pipeline}
+              "detector": bench_detector, "pipeline": bench_pipeline, "real": bench_real}
 ONE_CORE = {"metric", "synthetic", "chars"}  # the others use every core, as training does
 
 
@@ -297,9 +305,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("name", choices=sorted(BENCHMARKS))
     parser.add_argument("--data-dir", help="detector, pipeline: a Kaggle-layout folder whose train (detector) or "
                         "train and test (pipeline) pages to read")
+    parser.add_argument("--detector", help="real: a CharDetector checkpoint")
+    parser.add_argument("--classifier", help="real: a CharClassifier checkpoint (with --detector)")
+    parser.add_argument("--shared", default="../shared", help="real: the shared data folder (default ../shared)")
     args = parser.parse_args(argv)
+    if args.classifier and not args.detector:
+        parser.error("--classifier needs --detector: the end-to-end score reads what the detector finds")
     core = _one_core() if args.name in ONE_CORE else None
     options = {"data_dir": args.data_dir} if args.name in ("detector", "pipeline") else {}
+    if args.name == "real":
+        options = {"detector": args.detector, "classifier": args.classifier, "shared": args.shared}
     result = {**BENCHMARKS[args.name](**options), "cpu_core": core}
     print(json.dumps(result))
     return result

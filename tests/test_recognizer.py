@@ -352,3 +352,18 @@ def test_validation_in_two_ddp_processes_counts_each_page_once(checkpoints, synt
         one = validated_in_one_process(model, data, tmp_path / name)
         assert two["val/f1"] == pytest.approx(one["val/f1"], abs=1e-6), name
         assert two["val/precision"] == pytest.approx(one["val/precision"], abs=1e-6), name
+
+
+def test_the_real_benchmark_runs_both_models_on_real_pages_and_kmnist(checkpoints, shared_dir, capsys):
+    from kuzu_lightning.benchmark import main
+
+    detector, classifier = checkpoints
+    result = main(["real", "--detector", str(detector), "--classifier", str(classifier), "--shared", str(shared_dir)])
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == json.loads(json.dumps(result))
+    assert (result["pages"], result["characters"], result["true_box_characters"]) == (6, 622, 464)
+    for scores in (result["detection"], result["baseline_detection"]):
+        assert sorted(scores["books"]) == ["100241706", "200010454"]
+        assert scores["overall"]["tp"] + scores["overall"]["fn"] == 622
+    assert 0 <= result["true_box_top1"] <= result["true_box_top5"] <= result["true_box_in_vocabulary"] < 1
+    assert result["end_to_end"]["pages"] == 5 and result["end_to_end"]["tp"] + result["end_to_end"]["fn"] == 464
+    assert 0 <= result["kmnist_top1"] <= 1

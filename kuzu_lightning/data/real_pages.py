@@ -1,0 +1,78 @@
+"""The real labelled data beside the repository (``../shared``), for checks, never for training.
+
+- ``kuzushiji-real/``: five Kaggle train pages of book 100241706 (464 characters with code points);
+- ``real-pages/boxes/*.csv``: the character boxes (no code points) of pages in ``real-pages/clean/``,
+  in the DKDS layout ``label_name,bbox_x,bbox_y,bbox_width,bbox_height,image_name,image_width,image_height``
+  (top-left corner and size, original-scan pixels); rows that are not ``Kuzushiji`` (the ``Seal`` rows)
+  are not characters and are dropped;
+- ``kmnist-test/``: the 10,000 KMNIST test characters of 10 kana classes.
+
+Boxes are xyxy in original-scan pixels, as everywhere in :class:`~kuzu_lightning.data.kaggle.Page`;
+a character whose code point is unknown carries :data:`UNKNOWN_CODE`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kuzu_lightning.data.formats import DataFormatError, read_csv, where
+from kuzu_lightning.data.kaggle import Page, attach_image_sizes, load_train_pages
+from kuzu_lightning.geometry import xywh_to_xyxy
+
+UNKNOWN_CODE = "U+FFFD"
+"""The code point of a character whose box is known but not its class (the replacement character)."""
+
+SHARED = Path("../shared")
+"""Where the shared data lies, seen from the repository root."""
+
+BOX_COLUMNS = ["label_name", "bbox_x", "bbox_y", "bbox_width", "bbox_height", "image_name"]
+
+
+def read_box_csv(path: str | Path, image_dir: str | Path) -> list[Page]:
+    """The ``Kuzushiji`` boxes of a DKDS-layout CSV as pages (codes :data:`UNKNOWN_CODE`), images in ``image_dir``."""
+    frame = read_csv(path, BOX_COLUMNS)
+    pages: dict[str, Page] = {}
+    for i, row in enumerate(frame.itertuples(index=False)):
+        if row.label_name != "Kuzushiji":
+            continue
+        try:
+            xywh = np.array([[float(row.bbox_x), float(row.bbox_y), float(row.bbox_width), float(row.bbox_height)]])
+        except ValueError as error:
+            raise DataFormatError(f"{where(path, i + 2)}: a box coordinate is not a number ({error})") from None
+        name = Path(str(row.image_name))
+        page = pages.setdefault(name.stem, Page(name.stem, image_path=Path(image_dir) / name.name, source=str(path),
+                                                row=i + 2))
+        page.codes.append(UNKNOWN_CODE)
+        page.boxes = np.concatenate([page.boxes, xywh_to_xyxy(xywh)])
+    return list(pages.values())
+
+
+def labelled_real_pages(shared: str | Path = SHARED) -> list[Page]:
+    """Every labelled real page: the Kaggle sample's train pages, then those of ``real-pages/boxes/``.
+
+    Raises ``FileNotFoundError`` naming what is missing when ``shared`` lacks either folder.
+    """
+    shared = Path(shared)
+    kaggle, boxes = shared / "kuzushiji-real", shared / "real-pages" / "boxes"
+    for folder in (kaggle, boxes):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: the labelled real pages are not there")
+    pages = load_train_pages(kaggle)
+    for path in sorted(boxes.glob("*.csv")):
+        pages += attach_image_sizes(read_box_csv(path, shared / "real-pages" / "clean"))
+    return pages
+
+
+def kmnist_test(shared: str | Path = SHARED) -> tuple[np.ndarray, list[str]]:
+    """KMNIST's test set as ``(images, codes)``: uint8 ``(N, 28, 28)`` **dark ink on light paper**
+    (the files hold white on black), and each image's code point."""
+    folder = Path(shared) / "kmnist-test"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: the KMNIST test set is not there")
+    images = np.load(folder / "kmnist-test-imgs.npz")["arr_0"]
+    labels = np.load(folder / "kmnist-test-labels.npz")["arr_0"]
+    table = read_csv(folder / "kmnist_classmap.csv", ["index", "codepoint"])
+    classes = dict(zip(table["index"].astype(int), table["codepoint"]))
+    return 255 - images, [classes[int(label)] for label in labels]

@@ -1,0 +1,159 @@
+"""The check on real Kuzushiji: trained models measured on the labelled real pages and on KMNIST.
+
+    python -m kuzu_lightning.benchmark real --detector CKPT [--classifier CKPT] [--shared ../shared]
+
+On the labelled real pages (:func:`~kuzu_lightning.data.real_pages.labelled_real_pages`: five
+Kaggle pages of book 100241706 and one page of book 200010454 whose boxes have no code points):
+
+- the class-agnostic detection F1 (the competition metric, classes ignored) of the detector and of
+  the model-free ink-blob baseline (:mod:`kuzu_lightning.baseline`), per book and overall;
+- with ``--classifier``: its top-1 and top-5 on the characters of known class cut from their true
+  boxes (464), the end-to-end F1 with classes of detector + classifier on the pages of known classes,
+  and its top-1 on the 10,000 KMNIST test characters, scores restricted to KMNIST's 10 classes.
+
+The real pages are a check, never a validation set: do not choose settings on them. When the data
+is absent the benchmark says so and reports nothing else. Its last line is JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from kuzu_lightning.baseline import DECODE_SIDE, ink_blob_centres
+from kuzu_lightning.data.formats import format_predictions
+from kuzu_lightning.data.kaggle import Page
+from kuzu_lightning.data.pages import EVAL_LONGEST_SIDE, PageDataset, collate_whole_pages
+from kuzu_lightning.data.real_pages import SHARED, UNKNOWN_CODE, kmnist_test, labelled_real_pages
+from kuzu_lightning.geometry import box_centres
+from kuzu_lightning.metrics import score_frames
+
+log = logging.getLogger(__name__)
+
+
+def solution(pages: Sequence[Page]) -> pd.DataFrame:
+    """The pages' labels as a Kaggle ``image_id,labels`` frame."""
+    return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": [page.labels() for page in pages]})
+
+
+def score_detections(pages: Sequence[Page], submission: pd.DataFrame) -> dict:
+    """Class-agnostic competition F1 of ``submission`` (an ``image_id,labels`` frame of predicted
+    centres) on ``pages``: ``{"overall": {f1, precision, recall, tp, fp, fn, pages}, "books": {book: ...}}``."""
+    books = {}
+    for book in sorted({page.book for page in pages}):
+        ids = [page.image_id for page in pages if page.book == book]
+        books[book] = score_frames(submission[submission["image_id"].isin(ids)],
+                                   solution([page for page in pages if page.book == book]), class_agnostic=True)
+    return {"overall": score_frames(submission, solution(pages), class_agnostic=True), "books": books}
+
+
+def classes_known(pages: Sequence[Page]) -> list[Page]:
+    """The pages whose characters all have a code point."""
+    return [page for page in pages if UNKNOWN_CODE not in page.codes]
+
+
+def baseline_submission(pages: Sequence[Page]) -> pd.DataFrame:
+    """The ink-blob baseline's centres (original-scan pixels) on each page, as in :mod:`kuzu_lightning.baseline`."""
+    from kuzu_lightning.data.images import decode_page
+
+    rows = []
+    for page in pages:
+        image = decode_page(page.image_path, longest_side=DECODE_SIDE)
+        centres = ink_blob_centres(image) * np.array([page.width / image.shape[1], page.height / image.shape[0]])
+        rows.append(format_predictions([UNKNOWN_CODE] * len(centres), centres.round()))
+    return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
+
+
+def _page_batches(pages: Sequence[Page], longest_side: int):
+    dataset = PageDataset(list(pages), longest_side, originals=True)
+    for i in range(len(dataset)):
+        yield collate_whole_pages([dataset[i]])
+
+
+@torch.inference_mode()
+def detector_submission(path: str | Path, pages: Sequence[Page]) -> pd.DataFrame:
+    """The centres of the detector's boxes above its ``score_threshold`` on each page (at the scale it was validated at)."""
+    from kuzu_lightning.models.checkpoints import load_trained
+    from kuzu_lightning.models.detector import CharDetector
+
+    detector, data = load_trained(CharDetector, path)
+    rows = []
+    for batch in _page_batches(pages, data.get("eval_longest_side") or EVAL_LONGEST_SIDE):
+        found = detector.detect(batch)[0]
+        kept = found["boxes"][found["scores"] >= detector.hparams.score_threshold]
+        rows.append(format_predictions([UNKNOWN_CODE] * len(kept), box_centres(kept).numpy().round()))
+    return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
+
+
+def top_k(probabilities: torch.Tensor, truth: Sequence[str], codes: Sequence[str], k: int) -> float:
+    """Share of rows whose true code point is among their ``k`` most probable (unknown classes count as misses)."""
+    index = {code: i for i, code in enumerate(codes)}
+    target = torch.tensor([index.get(code, -1) for code in truth])
+    best = probabilities.topk(min(k, probabilities.shape[1]), dim=1).indices
+    return float((best == target[:, None]).any(dim=1).float().mean()) if len(truth) else float("nan")
+
+
+@torch.inference_mode()
+def classifier_scores(detector_path: str | Path, classifier_path: str | Path, pages: Sequence[Page],
+                      shared: Path) -> dict:
+    """Top-1/top-5 on true-box crops, the end-to-end F1 of both models, and KMNIST top-1 (see the module docstring)."""
+    from kuzu_lightning.models.recognizer import Recognizer
+
+    recognizer = Recognizer.from_checkpoints(detector_path, classifier_path)
+    known = classes_known(pages)
+    probabilities, truth, rows = [], [], []
+    for batch, page in zip(_page_batches(known, recognizer.page_longest_side), known):
+        probabilities.append(recognizer.classify(recognizer.crops(batch, 0, torch.from_numpy(page.boxes))))
+        truth += page.codes
+        found = recognizer.recognize_batch(batch)[0]
+        rows.append(format_predictions(found["codes"], box_centres(found["boxes"]).numpy().round()))
+    probabilities = torch.cat(probabilities)
+    codes = recognizer.codes
+    result = {"true_box_characters": len(truth),
+              "true_box_in_vocabulary": round(float(np.mean([code in codes for code in truth])), 4),
+              "true_box_top1": round(top_k(probabilities, truth, codes, 1), 4),
+              "true_box_top5": round(top_k(probabilities, truth, codes, 5), 4)}
+    submission = pd.DataFrame({"image_id": [page.image_id for page in known], "labels": rows})
+    result["end_to_end"] = score_frames(submission, solution(known))
+    try:
+        images, kmnist_codes = kmnist_test(shared)
+    except FileNotFoundError as error:
+        log.warning("KMNIST not scored: %s", error)
+        return result
+    classes = sorted(set(kmnist_codes))
+    missing = [code for code in classes if code not in recognizer.class_index]
+    if missing:
+        result["kmnist_top1"] = None
+        log.warning("KMNIST not scored: the classifier has no class for %s", ", ".join(missing))
+        return result
+    size = recognizer.char_crop_size
+    crops = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in images])
+    crops = torch.from_numpy(crops).float().div(255)[:, None].expand(-1, 3, -1, -1)
+    scores = recognizer.classify(crops)[:, [recognizer.class_index[code] for code in classes]]
+    result["kmnist_top1"] = round(float(np.mean([classes[i] == code for i, code in
+                                                 zip(scores.argmax(1).tolist(), kmnist_codes)])), 4)
+    return result
+
+
+def bench_real(detector: str | None = None, classifier: str | None = None, shared: str | Path = SHARED) -> dict:
+    """See the module docstring; ``{"skipped": reason}`` when the real data is absent."""
+    shared = Path(shared)
+    try:
+        pages = labelled_real_pages(shared)
+    except FileNotFoundError as error:
+        return {"benchmark": "real", "skipped": str(error)}
+    result = {"benchmark": "real", "pages": len(pages), "characters": sum(len(page) for page in pages),
+              "baseline_detection": score_detections(pages, baseline_submission(pages))}
+    if detector:
+        result["detector"] = str(detector)
+        result["detection"] = score_detections(pages, detector_submission(detector, pages))
+    if detector and classifier:
+        result["classifier"] = str(classifier)
+        result.update(classifier_scores(detector, classifier, pages, shared))
+    return result

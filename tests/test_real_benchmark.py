@@ -1,0 +1,75 @@
+"""The benchmark on real pages: its loaders, its scoring against hand-made submissions, its skip."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kuzu_lightning.benchmark import main
+from kuzu_lightning.data.formats import format_predictions
+from kuzu_lightning.data.real_pages import UNKNOWN_CODE, kmnist_test, labelled_real_pages, read_box_csv
+from kuzu_lightning.geometry import box_centres
+from kuzu_lightning.real_benchmark import baseline_submission, bench_real, score_detections, top_k
+
+
+@pytest.fixture(scope="module")
+def real_pages(shared_dir):
+    return labelled_real_pages(shared_dir)
+
+
+def test_the_labelled_real_pages(real_pages, shared_dir):
+    assert [page.book for page in real_pages] == ["100241706"] * 5 + ["200010454"]
+    assert sum(len(page) for page in real_pages[:5]) == 464 and len(real_pages[5]) == 158  # the 2 Seal rows dropped
+    assert set(real_pages[5].codes) == {UNKNOWN_CODE} and UNKNOWN_CODE not in real_pages[0].codes
+    assert (real_pages[5].width, real_pages[5].height) == (1784, 2365)
+    boxes = read_box_csv(shared_dir / "real-pages" / "boxes" / "200010454_00002_2.csv", shared_dir / "real-pages" / "clean")
+    assert boxes[0].boxes[0].tolist() == [1487, 335, 1487 + 120, 335 + 98]  # xywh read as xyxy
+
+
+def test_kmnist_is_dark_ink_on_light_paper(shared_dir):
+    images, codes = kmnist_test(shared_dir)
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert np.median(images) > 200  # paper is light after the inversion
+    assert sorted(set(codes)) == ["U+304A", "U+304D", "U+3059", "U+3064", "U+306A", "U+306F", "U+307E", "U+3084",
+                                  "U+308C", "U+3092"]
+    assert all(codes.count(code) == 1000 for code in set(codes))
+
+
+def test_detection_scores_of_a_hand_made_submission_per_book(real_pages):
+    first, other, dkds = real_pages[0], real_pages[1], real_pages[5]
+    rows = {first.image_id: format_predictions(["U+3042"] * len(first), box_centres(first.boxes).round()),
+            other.image_id: "",
+            dkds.image_id: format_predictions(["U+3042"] * (len(dkds) + 3),
+                                              np.concatenate([box_centres(dkds.boxes), [[2, 2], [3, 3], [4, 4]]]))}
+    submission = pd.DataFrame({"image_id": list(rows), "labels": list(rows.values())})
+    scores = score_detections(real_pages, submission)
+    book = scores["books"]["100241706"]
+    assert (book["tp"], book["fp"], book["fn"], book["pages"]) == (len(first), 0, 464 - len(first), 5)
+    second = scores["books"]["200010454"]
+    assert (second["tp"], second["fp"], second["fn"]) == (158, 3, 0)
+    overall = scores["overall"]
+    assert (overall["tp"], overall["fp"], overall["fn"]) == (len(first) + 158, 3, 464 - len(first))
+
+
+def test_the_ink_blob_baseline_on_real_pages(real_pages):
+    scores = score_detections(real_pages, baseline_submission(real_pages))
+    assert 0.5 < scores["overall"]["f1"] < 0.62  # 0.557 when measured; the issue quotes 0.56
+    assert scores["overall"]["tp"] + scores["overall"]["fn"] == 622
+
+
+def test_top_k_counts_classes_the_classifier_does_not_have_as_misses():
+    probabilities = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+    codes = ["U+3042", "U+3044", "U+3046"]
+    truth = ["U+3042", "U+3044", "U+9999"]
+    assert top_k(probabilities, truth, codes, 1) == pytest.approx(1 / 3)
+    assert top_k(probabilities, truth, codes, 2) == pytest.approx(2 / 3)
+
+
+def test_without_the_real_data_the_benchmark_says_so(tmp_path, capsys):
+    assert bench_real(shared=tmp_path)["skipped"].endswith("the labelled real pages are not there")
+    main(["real", "--shared", str(tmp_path)])
+    assert "skipped" in json.loads(capsys.readouterr().out.splitlines()[-1])
+    with pytest.raises(SystemExit):
+        main(["real", "--classifier", "c.ckpt"])
