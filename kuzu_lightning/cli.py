@@ -76,12 +76,15 @@ def show_project_logs() -> None:
         project.setLevel(logging.INFO)
 
 
-def recipe(model: str, demo: bool = False) -> list[str]:
+def recipe(model: str, demo: bool = False, synthetic: bool = False) -> list[str]:
     """The ``--config`` arguments of a shipped recipe: ``model`` is ``detector``, ``classifier`` or
-    ``predict``; ``demo`` adds the demo's overrides (the built-in synthetic data on a CPU)."""
+    ``predict``; ``demo`` adds the demo's overrides (the built-in synthetic data on a CPU);
+    ``synthetic`` adds to those the synthetic pre-training recipe (``configs/synthetic/``: more pages, longer)."""
     files = [CONFIGS / f"{model}.yaml"]
-    if demo:
+    if demo or synthetic:
         files += [CONFIGS / "demo" / "base.yaml", CONFIGS / "demo" / f"{model}.yaml"]
+    if synthetic:
+        files.append(CONFIGS / "synthetic" / f"{model}.yaml")
     return [argument for path in files for argument in ("--config", str(path))]
 
 

@@ -9,6 +9,7 @@ from kuzu_lightning.cli import CONFIGS, RecognizeCLI, TrainCLI, recipe
 
 COMMANDS = [(TrainCLI, "fit", "detector"), (TrainCLI, "fit", "classifier"), (RecognizeCLI, "predict", "predict"),
             (RecognizeCLI, "validate", "predict")]
+SYNTHETIC = ("detector", "classifier")  # the models with a synthetic pre-training recipe
 
 
 def printed_config(cli_class, subcommand: str, args: list[str], capsys) -> dict:
@@ -34,9 +35,23 @@ def test_each_shipped_recipe_parses_with_the_base_configs_under_it(cli_class, su
         assert config["last_checkpoint"]["every_n_train_steps"] > 0
 
 
+@pytest.mark.parametrize("model", SYNTHETIC)
+def test_the_synthetic_pre_training_recipes_are_the_demo_models_on_more_pages_for_longer(model, capsys):
+    demo = printed_config(TrainCLI, "fit", recipe(model, demo=True), capsys)
+    synthetic = printed_config(TrainCLI, "fit", recipe(model, synthetic=True), capsys)
+    model_changes = {k for k, v in synthetic["model"]["init_args"].items() if demo["model"]["init_args"][k] != v}
+    assert model_changes == {"warmup_steps"}  # the demo's network and optimizer, a longer warm-up
+    assert synthetic["data"]["init_args"]["data_dir"] == "data/synthetic-large"
+    assert synthetic["data"]["init_args"]["synthetic_pages"] > 5 * demo["data"]["init_args"]["synthetic_pages"]
+    assert synthetic["trainer"]["max_epochs"] >= demo["trainer"]["max_epochs"]
+    assert synthetic["trainer"]["default_root_dir"] == f"outputs/synthetic/{model}"
+    assert synthetic["trainer"]["accelerator"] == "cpu"
+
+
 def test_every_file_in_configs_is_used_by_a_command():
     used = {CONFIGS / "base" / name for name in TrainCLI.BASE_CONFIGS + RecognizeCLI.BASE_CONFIGS}
     used |= {Path(path) for _, _, model in COMMANDS for demo in (False, True) for path in recipe(model, demo)[1::2]}
+    used |= {Path(path) for model in SYNTHETIC for path in recipe(model, synthetic=True)[1::2]}
     assert set(CONFIGS.rglob("*.yaml")) == used
 
 
