@@ -1,15 +1,20 @@
 """The built-in synthetic dataset: Kaggle layout, labels on the ink, books, determinism."""
 
 import filecmp
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from kuzu_lightning.data import synthetic
+from kuzu_lightning.data.glyphs import reference_glyph
 from kuzu_lightning.data.images import decode_page
 from kuzu_lightning.data.kaggle import load_test_ids, load_train_pages, read_labels_csv, read_sample_submission
 from kuzu_lightning.data.splits import book_kfold
-from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY, ensure_dataset, generate, main
+from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY, PageRenderer, ensure_dataset, generate, main
 from kuzu_lightning.data.vocabulary import Vocabulary
+from kuzu_lightning.font import STYLES
 
 
 def test_writes_the_kaggle_layout(synthetic_dir):
@@ -43,7 +48,10 @@ def test_every_box_is_on_its_page_and_holds_ink(synthetic_dir):
         for x1, y1, x2, y2 in boxes:
             inside[y1:y2, x1:x2] = True
             assert image[y1:y2, x1:x2].min() < paper - 60  # each box holds dark ink
-        assert image[inside].mean() < paper - 20
+        text = np.zeros(image.shape, bool)  # the text area; between boxes: strokes, glosses, seals, drawings
+        text[boxes[:, 1].min():boxes[:, 3].max(), boxes[:, 0].min():boxes[:, 2].max()] = True
+        ink = image < paper - 60
+        assert ink[inside].mean() > 0.1 and ink[inside].mean() > 5 * ink[text & ~inside].mean()
 
 
 def test_pages_come_from_several_books_that_look_different(synthetic_dir):
@@ -88,3 +96,34 @@ def test_ensure_dataset_generates_only_into_a_folder_without_train_csv(tmp_path,
     before = (synthetic_dir / "train.csv").stat().st_mtime_ns
     assert ensure_dataset(synthetic_dir, pages=2) == synthetic_dir
     assert (synthetic_dir / "train.csv").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("font", STYLES)
+def test_a_book_in_every_hand_renders_pages_whose_boxes_hold_ink(font):
+    renderer = PageRenderer(height=640)
+    style, aspect = renderer.book_style(0, seed=0)
+    image, codes, boxes = renderer.render(np.random.default_rng(1), replace(style, font=font), aspect)
+    grey = image.astype(np.float32).mean(axis=2)
+    paper = np.median(grey)
+    assert len(codes) == len(boxes) >= 20
+    for x1, y1, x2, y2 in boxes.astype(int):
+        assert grey[y1:y2, x1:x2].min() < paper - 60
+
+
+def test_kana_written_as_source_kanji_keep_their_kana_labels(monkeypatch):
+    written = []
+
+    def recording(font, char):
+        if font == "sousho":  # the book's hand (seals are cut in kaisho)
+            written.append(char)
+        return reference_glyph(font, char)
+
+    monkeypatch.setattr(synthetic, "reference_glyph", recording)
+    renderer = PageRenderer("なはの", height=640)
+    style, aspect = renderer.book_style(0, seed=0)
+    for rate, forms in ((0.0, set("なはの")), (1.0, set("奈那名難南波者八盤半葉頗乃能野農"))):
+        written.clear()
+        _, codes, _ = renderer.render(np.random.default_rng(2), replace(style, font="sousho", hentaigana=rate, gloss=0),
+                                      aspect)
+        assert set(codes) == {"U+306A", "U+306F", "U+306E"}  # the labels are the kana
+        assert len(written) >= len(codes) and set(written) == forms  # the ink

@@ -93,7 +93,7 @@ def brush(glyph: np.ndarray, em: float, stretch: float, weight: float, dryness: 
     a[:, 2] = -corners.min(axis=0) + 1
     size = np.ceil(corners.max(axis=0) - corners.min(axis=0)).astype(int) + 2
     ink = cv2.warpAffine(glyph, a, (int(size[0]), int(size[1])), flags=cv2.INTER_LINEAR)
-    if 0 < ink.max() < 160:  # strokes thinner than a pixel: written as a pen would, at full ink
+    if 0 < ink.max() < 255:  # strokes thinner than a pixel are averaged away: the densest stroke keeps full ink
         ink = (ink.astype(np.float32) * (255.0 / ink.max())).astype(np.uint8)
     if dryness > 0:
         dried = _dry(ink, dryness, rng)

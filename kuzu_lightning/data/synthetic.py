@@ -84,10 +84,10 @@ SEAL_RED = (178, 52, 40)
 
 @dataclass(frozen=True)
 class BookStyle:
-    """How one "book" looks: its hand, paper and layout. Sizes are shares of the page height.
+    """How one "book" looks: its hand, paper and layout.
 
-    The defaults of :meth:`PageRenderer.book_style` follow the labelled real pages (see
-    ``python -m kuzu_lightning.data.page_statistics``).
+    The ranges :meth:`PageRenderer.book_style` draws these from make pages whose layout follows the
+    labelled real pages (see ``python -m kuzu_lightning.data.page_statistics``).
     """
 
     font: str  # the style of the main hand (kuzu_lightning.font.STYLES)
@@ -184,7 +184,7 @@ class PageRenderer:
                 if rng.random() < style.gloss:
                     self._gloss(ink, rng, style, x + gw + max(2, int(size * 0.08)), int(y), size)
                 density = density - rng.uniform(0.0, 0.06) if rng.random() > 0.15 else rng.uniform(0.85, 1.0)
-                density = max(density, 0.55)
+                density = max(density, 0.65)
                 y += gh + max(size * float(np.clip(rng.normal(style.gap, 0.1), -0.2, 0.9)), -0.3 * gh)  # always down
         page = self._scan(rng, style, w, h, (px1, py1, px2, py2), ink)
         for _ in range(int(rng.integers(1, 3)) if rng.random() < 0.35 else 0):
