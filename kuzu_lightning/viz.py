@@ -71,6 +71,14 @@ def draw_characters(image: np.ndarray, boxes: np.ndarray, chars: Sequence[str], 
     return np.asarray(page)
 
 
+def side_by_side(pictures: Sequence[np.ndarray], height: int = 1000, gap: int = 16) -> np.ndarray:
+    """``pictures`` scaled to ``height`` px and laid left to right, ``gap`` px of white between them."""
+    scaled = [cv2.resize(p, (round(p.shape[1] * height / p.shape[0]), height), interpolation=cv2.INTER_AREA)
+              for p in pictures]
+    spacer = np.full((height, gap, 3), 255, np.uint8)
+    return np.concatenate([part for picture in scaled for part in (picture, spacer)][:-1], axis=1)
+
+
 def write_png(path: Path, picture: np.ndarray) -> None:
     """Save an RGB picture as PNG, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The layout statistics of labelled pages, to compare synthetic pages with real ones.
 
-    python -m kuzu_lightning.data.page_statistics [--shared ../shared] [--synthetic DIR] [--pages 24]
+    python -m kuzu_lightning.data.page_statistics [--shared ../shared] [--synthetic DIR] [--pages 24] [--picture PNG]
 
 prints, for the labelled real pages (:func:`~kuzu_lightning.data.real_pages.labelled_real_pages`)
 and for synthetic pages (those of ``--synthetic``, a Kaggle-layout folder, or ``--pages`` freshly
@@ -22,9 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kuzu_lightning.data.images import decode_page
 from kuzu_lightning.data.kaggle import Page, load_train_pages
 from kuzu_lightning.data.real_pages import SHARED, labelled_real_pages
 from kuzu_lightning.geometry import box_centres
+from kuzu_lightning.viz import draw_boxes, side_by_side, write_png
 
 SMALL = 0.6
 """A character is small when its height is below this share of its page's median character height."""
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--synthetic", type=Path, help="a Kaggle-layout folder of synthetic pages (default: generated)")
     parser.add_argument("--pages", type=int, default=24, help="synthetic pages to generate without --synthetic")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--picture", type=Path, help="also write a PNG: the first and last real pages beside the "
+                        "first two synthetic pages, each with its boxes")
     args = parser.parse_args(argv)
     from kuzu_lightning.data.synthetic import generate
 
@@ -119,6 +123,9 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as out:
         folder = args.synthetic or generate(out, pages=args.pages, test_pages=0, seed=args.seed)
         synthetic = load_train_pages(folder)
+        if args.picture:
+            write_png(args.picture, side_by_side([draw_boxes(decode_page(page.image_path), page.boxes, [], None)
+                                                  for page in (real[0], real[-1], *synthetic[:2])]))
     named = {f"real ({len(real)} pages)": statistics(real), f"synthetic ({len(synthetic)} pages)": statistics(synthetic)}
     print(markdown_table(named))
     result = {"real": named[f"real ({len(real)} pages)"], "synthetic": named[f"synthetic ({len(synthetic)} pages)"]}
