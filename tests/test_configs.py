@@ -40,7 +40,7 @@ def test_the_synthetic_pre_training_recipes_are_the_demo_models_on_more_pages_fo
     demo = printed_config(TrainCLI, "fit", recipe(model, demo=True), capsys)
     synthetic = printed_config(TrainCLI, "fit", recipe(model, synthetic=True), capsys)
     model_changes = {k for k, v in synthetic["model"]["init_args"].items() if demo["model"]["init_args"][k] != v}
-    assert model_changes == {"warmup_steps"}  # the demo's network and optimizer, a longer warm-up
+    assert model_changes <= {"lr", "warmup_steps"}  # the demo's network and optimizer
     assert synthetic["data"]["init_args"]["data_dir"] == "data/synthetic-large"
     demo_pages, pages = (c["data"]["init_args"]["synthetic_pages"] * c["trainer"]["max_epochs"] for c in (demo, synthetic))
     assert pages > 5 * demo_pages  # pages seen in training
