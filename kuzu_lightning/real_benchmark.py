@@ -70,8 +70,9 @@ def baseline_submission(pages: Sequence[Page]) -> pd.DataFrame:
     return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
 
 
-def _page_batches(pages: Sequence[Page], longest_side: int):
-    dataset = PageDataset(list(pages), longest_side, originals=True)
+def _page_batches(pages: Sequence[Page], longest_side: int, originals: bool = False):
+    """One-page batches of ``pages`` resized to ``longest_side`` (with the full-size page for crops with ``originals``)."""
+    dataset = PageDataset(list(pages), longest_side, originals=originals)
     for i in range(len(dataset)):
         yield collate_whole_pages([dataset[i]])
 
@@ -108,7 +109,7 @@ def classifier_scores(detector_path: str | Path, classifier_path: str | Path, pa
     recognizer = Recognizer.from_checkpoints(detector_path, classifier_path)
     known = classes_known(pages)
     probabilities, truth, rows = [], [], []
-    for batch, page in zip(_page_batches(known, recognizer.page_longest_side), known):
+    for batch, page in zip(_page_batches(known, recognizer.page_longest_side, originals=True), known):
         probabilities.append(recognizer.classify(recognizer.crops(batch, 0, torch.from_numpy(page.boxes))))
         truth += page.codes
         found = recognizer.recognize_batch(batch)[0]

@@ -1,5 +1,6 @@
 """Layout statistics of pages, and synthetic pages that follow the real ones."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -39,8 +40,10 @@ def test_synthetic_labels_are_in_reading_order(synthetic_dir):
 
 
 def test_synthetic_pages_follow_the_real_layout(shared_dir, tmp_path, capsys):
-    result = main(["--shared", str(shared_dir), "--pages", "12"])
+    result = main(["--shared", str(shared_dir), "--pages", "12", "--picture", str(tmp_path / "pages.png")])
     table = capsys.readouterr().out.splitlines()
+    picture = cv2.imread(str(tmp_path / "pages.png"))
+    assert picture.shape[0] == 1000 and picture.shape[1] > 4 * 500  # four pages side by side
     assert table[0].startswith("| measure") and len(table) == 13  # header, rule, 10 measures, JSON
     real, synthetic = result["real"], result["synthetic"]
     for measure in ("height / page height", "width / page width", "aspect (w / h)", "characters per column",
