@@ -30,6 +30,7 @@ import argparse
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,9 +112,14 @@ class BookStyle:
 class PageRenderer:
     """Renders pages of one vocabulary; ``render`` returns the image and its labelled characters."""
 
-    def __init__(self, vocabulary: str = DEFAULT_VOCABULARY, height: int = 1536, tail: float = 1.0):
+    def __init__(self, vocabulary: str = DEFAULT_VOCABULARY, height: int = 1536, tail: float = 1.0,
+                 styles: Sequence[str] | None = None):
         if len(set(vocabulary)) != len(vocabulary) or not vocabulary:
             raise ValueError("the vocabulary must be a non-empty string of distinct characters")
+        unknown = set(styles or ()) - set(STYLE_WEIGHTS)
+        if unknown or (styles is not None and not styles):
+            raise ValueError(f"styles must be some of {', '.join(STYLE_WEIGHTS)}, not {sorted(unknown) or styles}")
+        self.styles = {style: weight for style, weight in STYLE_WEIGHTS.items() if styles is None or style in styles}
         self.vocabulary = vocabulary
         self.height = height
         weights = 1.0 / (np.arange(len(vocabulary)) + 3.0) ** tail  # a long tail: Zipf-like by rank
@@ -126,7 +132,8 @@ class PageRenderer:
         def shift(colour, spread):
             return tuple(int(np.clip(c + rng.integers(-spread, spread + 1), 0, 255)) for c in colour)
 
-        font = str(rng.choice(list(STYLE_WEIGHTS), p=list(STYLE_WEIGHTS.values())))
+        weights = np.asarray(list(self.styles.values()))
+        font = str(rng.choice(list(self.styles), p=weights / weights.sum()))
         style = BookStyle(
             font=font, paper=shift(PAPERS[book % len(PAPERS)], 10), ink=shift(INKS[book % len(INKS)], 8),
             background=shift(BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))], 8),
@@ -322,21 +329,22 @@ def _write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
 
 def generate(
     out: str | Path, pages: int = 40, seed: int = 0, test_pages: int | None = None, books: int | None = None,
-    height: int = 1536, vocabulary: str = DEFAULT_VOCABULARY,
+    height: int = 1536, vocabulary: str = DEFAULT_VOCABULARY, styles: Sequence[str] | None = None,
 ) -> Path:
     """Write a Kaggle-layout dataset of ``pages`` train pages and ``test_pages`` test pages to ``out``.
 
     ``books`` (default: one per 8 train pages, at least 3) sets how many books the train pages are
     spread over; test pages come from books of their own. ``height`` is the page height in pixels
     (widths follow each book's aspect ratio, about 0.6). ``vocabulary`` is the string of characters
-    to draw, most frequent first. Returns ``out``.
+    to draw, most frequent first; ``styles`` the hands books may be written in (default: every one of
+    :data:`STYLE_WEIGHTS`, at those weights). Returns ``out``.
     """
     if pages < 1:
         raise ValueError("pages must be at least 1")
     out = Path(out)
     test_pages = max(1, pages // 4) if test_pages is None else test_pages
     books = books or max(3, math.ceil(pages / 8))
-    renderer = PageRenderer(vocabulary, height)
+    renderer = PageRenderer(vocabulary, height, styles=styles)
     (out / "train_images").mkdir(parents=True, exist_ok=True)
     (out / "test_images").mkdir(parents=True, exist_ok=True)
     train_rows, test_rows = [], []
