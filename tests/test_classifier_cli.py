@@ -21,7 +21,7 @@ EASY = "あいうえおかきく"  # eight classes, printed (IPAexGothic) in eve
 
 @pytest.fixture(scope="module")
 def easy_dir(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("easy"), pages=6, test_pages=1, seed=1, height=512, vocabulary=EASY,
+    return generate(tmp_path_factory.mktemp("easy"), pages=12, test_pages=1, seed=1, height=512, vocabulary=EASY,
                     styles=["gothic"])
 
 
