@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kuzu_lightning.baseline import DECODE_SIDE, ink_blob_centres
+from kuzu_lightning.baseline import predict_page
 from kuzu_lightning.data.formats import format_predictions
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.data.pages import EVAL_LONGEST_SIDE, PageDataset, collate_whole_pages
@@ -59,14 +59,8 @@ def classes_known(pages: Sequence[Page]) -> list[Page]:
 
 
 def baseline_submission(pages: Sequence[Page]) -> pd.DataFrame:
-    """The ink-blob baseline's centres (original-scan pixels) on each page, as in :mod:`kuzu_lightning.baseline`."""
-    from kuzu_lightning.data.images import decode_page
-
-    rows = []
-    for page in pages:
-        image = decode_page(page.image_path, longest_side=DECODE_SIDE)
-        centres = ink_blob_centres(image) * np.array([page.width / image.shape[1], page.height / image.shape[0]])
-        rows.append(format_predictions([UNKNOWN_CODE] * len(centres), centres.round()))
+    """The ink-blob baseline on each page, as :func:`kuzu_lightning.baseline.predict_page` predicts it."""
+    rows = [predict_page(page.image_path, UNKNOWN_CODE) for page in pages]
     return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
 
 
