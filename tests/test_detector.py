@@ -48,7 +48,6 @@ def trained(pages_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
         run = cli("fit", pages_dir, "--trainer.max_epochs", "4", "--trainer.check_val_every_n_epoch", "2",
-                  "--model.lr", "0.002", "--model.schedule", "constant",
                   *csv_logger(workdir))
     return run, workdir
 
