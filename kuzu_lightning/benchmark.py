@@ -6,7 +6,7 @@
     python -m kuzu_lightning.benchmark classifier  # classifier training crops/s on this machine
     python -m kuzu_lightning.benchmark detector [--data-dir DIR]  # page decoding and detector s/page
     python -m kuzu_lightning.benchmark pipeline [--data-dir DIR]  # recognition s/page by stage, batched crops
-    python -m kuzu_lightning.benchmark real --detector CKPT [--classifier CKPT]  # models on real pages and KMNIST
+    python -m kuzu_lightning.benchmark real --detector CKPT [--classifier CKPT] [--detection-threshold T]  # real pages
 
 ``metric``, ``synthetic`` and ``chars`` run pinned to one CPU core (where the OS allows it), so
 figures compare across machines of different core counts; ``classifier`` and ``detector`` use
@@ -307,6 +307,8 @@ def main(argv: list[str] | None = None) -> dict:
                         "train and test (pipeline) pages to read")
     parser.add_argument("--detector", help="real: a CharDetector checkpoint")
     parser.add_argument("--classifier", help="real: a CharClassifier checkpoint (with --detector)")
+    parser.add_argument("--detection-threshold", type=float, help="real: keep detections scoring this or more "
+                        "(default: the detector's, chosen on its validation books)")
     parser.add_argument("--shared", default="../shared", help="real: the shared data folder (default ../shared)")
     args = parser.parse_args(argv)
     if args.classifier and not args.detector:
@@ -314,7 +316,8 @@ def main(argv: list[str] | None = None) -> dict:
     core = _one_core() if args.name in ONE_CORE else None
     options = {"data_dir": args.data_dir} if args.name in ("detector", "pipeline") else {}
     if args.name == "real":
-        options = {"detector": args.detector, "classifier": args.classifier, "shared": args.shared}
+        options = {"detector": args.detector, "classifier": args.classifier, "shared": args.shared,
+                   "detection_threshold": args.detection_threshold}
     result = {**BENCHMARKS[args.name](**options), "cpu_core": core}
     print(json.dumps(result))
     return result

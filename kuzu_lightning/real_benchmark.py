@@ -1,6 +1,6 @@
 """The check on real Kuzushiji: trained models measured on the labelled real pages and on KMNIST.
 
-    python -m kuzu_lightning.benchmark real --detector CKPT [--classifier CKPT] [--shared ../shared]
+    python -m kuzu_lightning.benchmark real --detector CKPT [--classifier CKPT] [--detection-threshold T] [--shared DIR]
 
 On the labelled real pages (:func:`~kuzu_lightning.data.real_pages.labelled_real_pages`: five
 Kaggle pages of book 100241706 and one page of book 200010454 whose boxes have no code points):
@@ -11,7 +11,9 @@ Kaggle pages of book 100241706 and one page of book 200010454 whose boxes have n
   boxes (464), the end-to-end F1 with classes of detector + classifier on the pages of known classes,
   and its top-1 on the 10,000 KMNIST test characters, scores restricted to KMNIST's 10 classes.
 
-The real pages are a check, never a validation set: do not choose settings on them. When the data
+Detections are kept above the detector's ``detection_threshold`` (the best on its validation books, recorded
+in its checkpoint; else its ``score_threshold``) or ``--detection-threshold``, in both scores; the result
+says which. The real pages are a check, never a validation set: do not choose settings on them. When the data
 is absent the benchmark says so and reports nothing else. Its last line is JSON.
 """
 
@@ -72,8 +74,8 @@ def _page_batches(pages: Sequence[Page], longest_side: int, originals: bool = Fa
 
 
 @torch.inference_mode()
-def detector_submission(path: str | Path, pages: Sequence[Page]) -> pd.DataFrame:
-    """The centres of the detector's boxes above its ``score_threshold`` on each page (at the scale it was validated at)."""
+def detector_submission(path: str | Path, pages: Sequence[Page], threshold: float) -> pd.DataFrame:
+    """The centres of the detector's boxes scoring ``threshold`` or more on each page, at the scale it was validated at."""
     from kuzu_lightning.models.checkpoints import load_trained
     from kuzu_lightning.models.detector import CharDetector
 
@@ -81,7 +83,7 @@ def detector_submission(path: str | Path, pages: Sequence[Page]) -> pd.DataFrame
     rows = []
     for batch in _page_batches(pages, data.get("eval_longest_side") or EVAL_LONGEST_SIDE):
         found = detector.detect(batch)[0]
-        kept = found["boxes"][found["scores"] >= detector.hparams.score_threshold]
+        kept = found["boxes"][found["scores"] >= threshold]
         rows.append(format_predictions([UNKNOWN_CODE] * len(kept), box_centres(kept).numpy().round()))
     return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
 
@@ -96,11 +98,11 @@ def top_k(probabilities: torch.Tensor, truth: Sequence[str], codes: Sequence[str
 
 @torch.inference_mode()
 def classifier_scores(detector_path: str | Path, classifier_path: str | Path, pages: Sequence[Page],
-                      shared: Path) -> dict:
+                      shared: Path, threshold: float) -> dict:
     """Top-1/top-5 on true-box crops, the end-to-end F1 of both models, and KMNIST top-1 (see the module docstring)."""
     from kuzu_lightning.models.recognizer import Recognizer
 
-    recognizer = Recognizer.from_checkpoints(detector_path, classifier_path)
+    recognizer = Recognizer.from_checkpoints(detector_path, classifier_path, detection_threshold=threshold)
     known = classes_known(pages)
     probabilities, truth, rows = [], [], []
     for batch, page in zip(_page_batches(known, recognizer.page_longest_side, originals=True), known):
@@ -136,7 +138,8 @@ def classifier_scores(detector_path: str | Path, classifier_path: str | Path, pa
     return result
 
 
-def bench_real(detector: str | None = None, classifier: str | None = None, shared: str | Path = SHARED) -> dict:
+def bench_real(detector: str | None = None, classifier: str | None = None, shared: str | Path = SHARED,
+               detection_threshold: float | None = None) -> dict:
     """See the module docstring; ``{"skipped": reason}`` when the real data is absent."""
     shared = Path(shared)
     try:
@@ -146,9 +149,14 @@ def bench_real(detector: str | None = None, classifier: str | None = None, share
     result = {"benchmark": "real", "pages": len(pages), "characters": sum(len(page) for page in pages),
               "baseline_detection": score_detections(pages, baseline_submission(pages))}
     if detector:
-        result["detector"] = str(detector)
-        result["detection"] = score_detections(pages, detector_submission(detector, pages))
+        from kuzu_lightning.models.checkpoints import load_trained
+        from kuzu_lightning.models.detector import CharDetector
+
+        threshold = load_trained(CharDetector, detector)[0].detection_threshold if detection_threshold is None \
+            else detection_threshold
+        result.update(detector=str(detector), detection_threshold=threshold,
+                      detection=score_detections(pages, detector_submission(detector, pages, threshold)))
     if detector and classifier:
         result["classifier"] = str(classifier)
-        result.update(classifier_scores(detector, classifier, pages, shared))
+        result.update(classifier_scores(detector, classifier, pages, shared, threshold))
     return result

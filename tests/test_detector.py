@@ -14,6 +14,7 @@ from kuzu_lightning.cli import TrainCLI, recipe
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.data.pages import PageDataset, collate_whole_pages
 from kuzu_lightning.data.synthetic import generate
+from kuzu_lightning.models.checkpoints import load_trained
 from kuzu_lightning.models.detector import CharDetector
 
 SMALL = [  # small crops for a CPU test
@@ -136,6 +137,12 @@ def test_checkpoint_reloads_with_weights_only_validates_and_predicts(trained, pa
     assert best.parent == workdir / "outputs/demo/detector/checkpoints" and (best.parent / "last.ckpt").is_file()
     reloaded = CharDetector.load_from_checkpoint(best, weights_only=True, map_location="cpu")
     assert reloaded.hparams.backbone == "mobilenet_v3_large" and list(reloaded.hparams.anchor_sizes) == [16, 32, 64]
+    # the checkpoint reads pages at the threshold its own validation found best, not at score_threshold
+    validations = pd.read_csv(Path(run.trainer.logger.log_dir) / "metrics.csv").dropna(subset=["val/f1"])
+    chosen = validations[np.isclose(validations["val/f1"], float(callback.best_model_score))]["val/best_threshold"]
+    assert len(chosen) == 1
+    assert reloaded.detection_threshold == load_trained(CharDetector, best)[0].detection_threshold == pytest.approx(
+        chosen.iloc[0])
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)
         validate = cli("validate", pages_dir, "--ckpt_path", str(best), "--trainer.logger", "false")

@@ -70,6 +70,7 @@ def load_trained(model_class: type[L.LightningModule], path: str | Path) -> tupl
     if missing or unexpected:
         raise ValueError(f"{path}: its weights do not fit a {model_class.__name__} "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.on_load_checkpoint(checkpoint)
     return model.eval(), checkpoint.get("datamodule_hyper_parameters") or {}
 
 

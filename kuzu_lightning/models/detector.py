@@ -15,7 +15,9 @@ normalises), sums torchvision's four losses for training, and returns boxes (xyx
 in **original-scan pixels** from :meth:`CharDetector.detect`. Validation logs the competition F1 in
 class-agnostic mode (a detection is right when its centre falls in a character's box) at
 ``score_threshold``: ``val/f1``, ``val/precision``, ``val/recall``; and over a sweep of thresholds
-the best: ``val/best_f1`` at ``val/best_threshold``.
+the best: ``val/best_f1`` at ``val/best_threshold``. That best threshold of the last validation is
+kept in the checkpoints (``validated_threshold``): :attr:`CharDetector.detection_threshold`, the
+threshold the Recognizer and the real benchmark read pages at, is chosen on validation books.
 
 Hyper-parameters are plain values, so checkpoints load with ``weights_only=True``.
 """
@@ -118,7 +120,8 @@ class CharDetector(L.LightningModule):
         rpn_post_nms_top_n_test: region proposals kept per page at inference.
         box_batch_size_per_image: proposals sampled per training image for the box head's loss
             (torchvision's 512; fewer make a CPU step much cheaper, ``roi_align``'s backward dominates).
-        score_threshold: the score above which a detection counts for ``val/f1`` (and prediction).
+        score_threshold: the score above which a detection counts for ``val/f1`` and ``predict`` keeps it;
+            also :attr:`detection_threshold` until a validation has chosen one.
         sweep: further thresholds tried for ``val/best_f1``.
         optimizer, lr, momentum, weight_decay: see :func:`~kuzu_lightning.models.optim.build_optimizer`
             (the original: SGD 0.005, momentum 0.9, weight decay 5e-4).
@@ -147,6 +150,13 @@ class CharDetector(L.LightningModule):
         self.thresholds = sorted({score_threshold, *sweep})
         self.val_f1 = nn.ModuleList(KuzushijiF1(class_agnostic=True) for _ in self.thresholds)
         self.test_f1 = nn.ModuleList(KuzushijiF1(class_agnostic=True) for _ in self.thresholds)
+        self.validated_threshold: float | None = None
+
+    @property
+    def detection_threshold(self) -> float:
+        """The score threshold to read pages at: the sweep's best on the last validation (saved in checkpoints),
+        else ``score_threshold``."""
+        return self.hparams.score_threshold if self.validated_threshold is None else self.validated_threshold
 
     @staticmethod
     def _floats(images: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -196,6 +206,8 @@ class CharDetector(L.LightningModule):
         best = max(range(len(scores)), key=lambda i: float(scores[i]["f1"]))
         self.log_dict({f"{stage}/{name}": value for name, value in chosen.items()})
         self.log_dict({f"{stage}/best_f1": scores[best]["f1"], f"{stage}/best_threshold": self.thresholds[best]})
+        if stage == "val" and not self.trainer.sanity_checking:
+            self.validated_threshold = self.thresholds[best]
         for metric in metrics:
             metric.reset()
 
@@ -215,6 +227,10 @@ class CharDetector(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         record_class(self, checkpoint)
+        checkpoint["validated_threshold"] = self.validated_threshold
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.validated_threshold = checkpoint.get("validated_threshold")
 
     def configure_optimizers(self):
         hp = self.hparams
