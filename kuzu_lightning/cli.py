@@ -22,6 +22,8 @@ The whole resolved config is saved beside the logs and sent to every logger (W&B
 ``predict.py`` runs ``predict`` (the default) or ``validate`` of a Recognizer, with ``--output``,
 ``--json_dir`` and ``--pictures_dir`` for the :class:`~kuzu_lightning.writer.RecognitionWriter`. The
 page scale and the book-wise split of its pages come from the detector's checkpoint unless given.
+``predict.py validate --thresholds_out FILE`` writes the ``detection_threshold`` and ``min_confidence``
+that scored best on the validation books as a config, which ``predict.py --config FILE`` reads.
 """
 
 from __future__ import annotations
@@ -188,6 +190,9 @@ class RecognizeCLI(ProjectCLI):
         parser.add_argument("--output", default="outputs/submission.csv", help="the Kaggle submission CSV (predict)")
         parser.add_argument("--json_dir", default=None, help="one JSON file per page here (predict)")
         parser.add_argument("--pictures_dir", default=None, help="one PNG per page here (predict)")
+        parser.add_argument("--thresholds_out", default=None,
+                            help="validate: write the best detection_threshold and min_confidence of the grid here, "
+                                 "as a config for predict (--config FILE)")
 
     def before_instantiate_classes(self) -> None:
         """Page scale and split as the detector was validated with, unless the config or command line set them."""
@@ -213,3 +218,23 @@ class RecognizeCLI(ProjectCLI):
         # Pages' records go to files as they come; keeping them all in memory too is not needed.
         if self.config_init[self.subcommand].get("return_predictions") is None:
             self.config_init[self.subcommand]["return_predictions"] = False
+
+    def after_validate(self) -> None:
+        out = self.config[self.subcommand].thresholds_out
+        if out and self.trainer.is_global_zero and self.model.best_thresholds is not None:
+            write_thresholds(Path(out), self.model)
+            log.info("best thresholds on the validation books written to %s", out)
+
+
+def write_thresholds(path: Path, recognizer) -> None:
+    """The ``detection_threshold`` and ``min_confidence`` that scored best in ``recognizer``'s last validation, as a
+    config for ``predict.py --config PATH``, with the checkpoints and the F1 they were chosen with."""
+    best, settings = recognizer.best_thresholds, recognizer.hparams
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"# Chosen by `predict.py validate` on the validation books: end-to-end F1 {best['f1']:.4f}, the best of the\n"
+        f"# grid {list(settings.threshold_grid)} x {list(settings.confidence_grid)}, for the checkpoints\n"
+        f"#   detector:   {settings.detector_ckpt}\n#   classifier: {settings.classifier_ckpt}\n"
+        f"# Read by: python predict.py --config ... --config {path}\n"
+        f"model:\n  init_args:\n    detection_threshold: {best['detection_threshold']}\n"
+        f"    min_confidence: {best['min_confidence']}\n")

@@ -3,11 +3,14 @@
 It generates the built-in synthetic dataset (``data/synthetic``), trains the detector and the
 classifier with the real recipes and the demo's overrides (``configs/detector.yaml`` +
 ``configs/demo/base.yaml`` + ``configs/demo/detector.yaml``, and likewise the classifier; see
-:func:`~kuzu_lightning.cli.recipe`), recognises the synthetic test pages with ``configs/predict.yaml``
-and its demo overrides and the two best checkpoints, and scores the submission against the test
-pages' answers, pages neither model has seen. It prints where
-everything is; its last line is JSON: the end-to-end F1, precision and recall, the detection-only
-F1, the wall time and the submission's and pictures' paths.
+:func:`~kuzu_lightning.cli.recipe`), validates both together on the validation books with
+``configs/predict.yaml`` and its demo overrides (the error budget, and the detection threshold and
+confidence floor that read those books best, written to ``outputs/demo/recognizer/thresholds.yaml``),
+recognises the synthetic test pages with those thresholds and the two best checkpoints, and scores
+the submission against the test pages' answers, pages neither model has seen and no setting was
+chosen on. It prints where everything is; its last line is JSON: the end-to-end F1, precision and
+recall, the detection-only F1, the chosen thresholds, the error budget, the wall time and the
+submission's and pictures' paths.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from kuzu_lightning.metrics import score_csv
 log = logging.getLogger(__name__)
 
 MODELS = ("detector", "classifier", "predict")
+THRESHOLDS = "outputs/demo/recognizer/thresholds.yaml"
 
 
 def run(cli_class: type[ProjectCLI], args: list[str]) -> ProjectCLI:
@@ -57,18 +62,26 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     detector = train("detector", extra["detector"])
     classifier = train("classifier", extra["classifier"])
-    cli = run(RecognizeCLI, ["predict", *recipe("predict", demo=True), *extra["predict"],
-                              "--model.detector_ckpt", detector, "--model.classifier_ckpt", classifier])
+    models = ["--model.detector_ckpt", detector, "--model.classifier_ckpt", classifier]
+    validated = run(RecognizeCLI, ["validate", *recipe("predict", demo=True), *extra["predict"], *models,
+                                   "--thresholds_out", THRESHOLDS])
+    budget = {key.removeprefix("val/budget/"): None if math.isnan(value) else round(float(value), 4)  # JSON has no NaN
+              for key, value in validated.trainer.callback_metrics.items() if key.startswith("val/budget/")}
+    cli = run(RecognizeCLI, ["predict", *recipe("predict", demo=True), *extra["predict"], "--config", THRESHOLDS,
+                             *models])
     settings = cli.config["predict"]
     solution = Path(settings.data.init_args.data_dir) / "test_solution.csv"
     scores = score_csv(settings.output, solution)
     detection = score_csv(settings.output, solution, class_agnostic=True)
     result = {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"],
-              "detection_f1": detection["f1"], "wall_s": round(time.perf_counter() - start, 1),
+              "detection_f1": detection["f1"], "detection_threshold": cli.model.detection_threshold,
+              "min_confidence": cli.model.hparams.min_confidence, "budget": budget,
+              "wall_s": round(time.perf_counter() - start, 1),
               "submission": str(settings.output), "pictures": str(settings.pictures_dir)}
     print(f"\ndetector checkpoint:   {detector}\nclassifier checkpoint: {classifier}\n"
           f"submission:            {settings.output}\npages as JSON:         {settings.json_dir}\n"
           f"pictures:              {settings.pictures_dir}\n"
+          f"thresholds (chosen on the validation books): {THRESHOLDS}\n"
           f"end-to-end F1 on the {solution.parent.name} test pages: {scores['f1']:.3f} "
           f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f}; detection only {detection['f1']:.3f})")
     print(json.dumps(result))

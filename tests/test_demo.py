@@ -44,8 +44,12 @@ def test_demo_trains_both_models_recognises_the_test_pages_and_scores_them(synth
     ids = read_sample_submission(synthetic_dir / "sample_submission.csv")
     assert read_submission_csv(result["submission"])["image_id"].tolist() == ids
     assert sorted(p.stem for p in Path(result["pictures"]).glob("*.png")) == sorted(ids)
-    for command in ("detector", "classifier", "recognizer"):  # each command its own W&B run, finished
-        assert len(list((tmp_path / "outputs/demo" / command / "wandb").glob("offline-run-*"))) == 1
+    for command, runs in (("detector", 1), ("classifier", 1), ("recognizer", 2)):  # each its own W&B run, finished
+        assert len(list((tmp_path / "outputs/demo" / command / "wandb").glob("offline-run-*"))) == runs
+    # the thresholds predict used are the ones validate chose on the validation books
+    chosen = yaml.safe_load((tmp_path / demo.THRESHOLDS).read_text())["model"]["init_args"]
+    assert chosen == {"detection_threshold": result["detection_threshold"], "min_confidence": result["min_confidence"]}
+    assert 0 <= result["budget"]["true_box_top1"] <= 1 and "matched_top1" in result["budget"]
     assert wandb.run is None
     for model in ("detector", "classifier"):
         assert list((tmp_path / "outputs/demo" / model / "checkpoints").glob("*.ckpt"))

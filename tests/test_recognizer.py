@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from kuzu_lightning import CharClassifier, CharDataModule, CharDetector, PageDataModule, Recognizer
 from kuzu_lightning.cli import RecognizeCLI, recipe
@@ -267,6 +268,31 @@ def test_validate_logs_f1_per_book_and_the_detection_f1_of_the_detector(checkpoi
     assert float(metrics["val/detection_f1"]) == pytest.approx(float(trainer.callback_metrics["val/f1"]), abs=1e-6)
 
 
+def test_validate_prints_the_error_budget_and_writes_the_best_thresholds_predict_reads(checkpoints, synthetic_dir,
+                                                                                      tmp_path, capsys):
+    args = [*recipe("predict", demo=True), "--data.data_dir", str(synthetic_dir), *PAGE_SCALE, "--data.n_folds", "3",
+            "--model.detector_ckpt", str(checkpoints[0]), "--model.classifier_ckpt", str(checkpoints[1]),
+            "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path)]
+    thresholds = tmp_path / "chosen" / "thresholds.yaml"
+    validated = RecognizeCLI(args=["validate", *args, "--thresholds_out", str(thresholds)])
+    metrics = validated.trainer.callback_metrics
+    printed = capsys.readouterr().out
+    for name in ("true_box_top1", "matched_top1", "matched_share", "median_iou", "centre_dx", "log_height"):
+        assert f"val/budget/{name}" in printed
+    assert 0 <= float(metrics["val/budget/true_box_top1"]) <= 1 and 0 <= float(metrics["val/budget/median_iou"]) <= 1
+    # the configured pair (the detector's 0.3, no confidence floor) is on the grid: the grid's best is at least as good
+    assert float(metrics["val/best_f1"]) >= float(metrics["val/f1"])
+    chosen = yaml.safe_load(thresholds.read_text())["model"]["init_args"]
+    assert chosen == {key: validated.model.best_thresholds[key] for key in ("detection_threshold", "min_confidence")}
+    assert (chosen["detection_threshold"], chosen["min_confidence"]) == pytest.approx(
+        (float(metrics["val/best_detection_threshold"]), float(metrics["val/best_min_confidence"])))
+    assert str(checkpoints[0]) in thresholds.read_text()  # it says which models it was chosen for
+    predict = RecognizeCLI(args=["predict", *args, "--config", str(thresholds), "--output", str(tmp_path / "s.csv")])
+    assert predict.model.detection_threshold == chosen["detection_threshold"]
+    assert predict.model.hparams.min_confidence == chosen["min_confidence"]
+    assert (tmp_path / "s.csv").is_file()
+
+
 def test_an_empty_array_is_refused(recognizer):
     with pytest.raises(ValueError, match=r"page 0: expected an RGB uint8 H x W x 3 array with pixels, got uint8 "
                                          r"\(0, 0, 3\)"):
@@ -361,6 +387,7 @@ def test_the_real_benchmark_runs_both_models_on_real_pages_and_kmnist(checkpoint
     result = main(["real", "--detector", str(detector), "--classifier", str(classifier), "--shared", str(shared_dir)])
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == json.loads(json.dumps(result))
     assert (result["pages"], result["characters"], result["true_box_characters"]) == (6, 622, 464)
+    assert result["detection_threshold"] == 0.3  # the fixture detector never validated: its score_threshold
     for scores in (result["detection"], result["baseline_detection"]):
         assert sorted(scores["books"]) == ["100241706", "200010454"]
         assert scores["overall"]["tp"] + scores["overall"]["fn"] == 622

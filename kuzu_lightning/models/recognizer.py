@@ -11,6 +11,13 @@ For a batch of pages (:mod:`~kuzu_lightning.data.pages` page batches):
 4. detections labelled ``unk`` or below ``min_confidence`` are dropped; at most ``max_characters``
    per page are kept, by detection score.
 
+``validate`` (``predict.py validate``, on validation books) logs the end-to-end F1 at the configured
+thresholds, the detection-only F1, the F1 per book, the error budget (:mod:`kuzu_lightning.error_budget`,
+as ``val/budget/*``) and the end-to-end F1 over the grid ``threshold_grid`` x ``confidence_grid``:
+its best as ``val/best_f1`` at ``val/best_detection_threshold`` and ``val/best_min_confidence``
+(:attr:`Recognizer.best_thresholds`; ``predict.py validate --thresholds_out FILE`` writes them as a
+config that ``predict`` reads). Thresholds are chosen on validation books, never on test pages.
+
 Every record is a :class:`~kuzu_lightning.records.Character`: code point, character, centre ``x y`` and box ``x1 y1 x2 y2``
 in original-scan pixels, detection score and class probability. Both models load from their
 Lightning checkpoints with ``weights_only=True``; their hyper-parameters and the settings of the
@@ -31,6 +38,7 @@ from torch import nn
 from kuzu_lightning.data.images import decode_page
 from kuzu_lightning.data.pages import EVAL_LONGEST_SIDE, collate_whole_pages, page_item
 from kuzu_lightning.data.splits import book_id
+from kuzu_lightning.error_budget import ErrorBudget
 from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE, to_resized
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
 from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE
@@ -68,7 +76,8 @@ class Recognizer(L.LightningModule):
 
     Args:
         detector_ckpt, classifier_ckpt: Lightning checkpoints of a ``CharDetector`` and a ``CharClassifier``.
-        detection_threshold: detections scoring below are ignored (default: the detector's ``score_threshold``).
+        detection_threshold: detections scoring below are ignored (default: the detector's
+            ``detection_threshold``, chosen on its validation books).
         min_confidence: characters whose class probability is below are dropped.
         max_characters: most characters per page (at most 1200, the submission's limit).
         page_longest_side: the scale pages are detected at (default: the detector's training
@@ -78,13 +87,17 @@ class Recognizer(L.LightningModule):
             ``input_size`` and ``margin``, else :data:`~kuzu_lightning.geometry.CROP_SIZE` and
             :data:`~kuzu_lightning.geometry.CROP_MARGIN`).
         classify_batch_size: crops per classifier forward pass.
+        threshold_grid, confidence_grid: the ``detection_threshold`` and ``min_confidence`` values whose every pair
+            ``validate`` scores.
     """
 
     def __init__(self, detector_ckpt: str, classifier_ckpt: str, detection_threshold: float | None = None,
                  min_confidence: float = 0.0, max_characters: int = MAX_PREDICTIONS_PER_PAGE,
                  page_longest_side: int | None = None, char_crop_size: int | None = None,
                  char_crop_margin: float | None = None,
-                 classify_batch_size: int = 256):
+                 classify_batch_size: int = 256,
+                 threshold_grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                 confidence_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)):
         super().__init__()
         if max_characters > MAX_PREDICTIONS_PER_PAGE:
             raise ValueError(f"max_characters={max_characters} is above the {MAX_PREDICTIONS_PER_PAGE} "
@@ -93,7 +106,7 @@ class Recognizer(L.LightningModule):
         self.detector, detector_data = load_trained(CharDetector, detector_ckpt)
         self.classifier, classifier_data = load_trained(CharClassifier, classifier_ckpt)
         self.requires_grad_(False)
-        self.detection_threshold = (self.detector.hparams.score_threshold if detection_threshold is None
+        self.detection_threshold = (self.detector.detection_threshold if detection_threshold is None
                                     else detection_threshold)
         self.page_longest_side = page_longest_side or detector_data.get("eval_longest_side") or EVAL_LONGEST_SIDE
         self.char_crop_size = char_crop_size or classifier_data.get("input_size", CROP_SIZE)
@@ -103,6 +116,10 @@ class Recognizer(L.LightningModule):
         self.val_f1 = KuzushijiF1()
         self.val_detection_f1 = KuzushijiF1(class_agnostic=True)
         self.val_book_f1 = nn.ModuleDict()
+        self.val_budget = ErrorBudget(self.classifier.unk_index)
+        self.grid = [(float(t), float(c)) for t in threshold_grid for c in confidence_grid]
+        self.val_grid_f1 = nn.ModuleList(KuzushijiF1() for _ in self.grid)
+        self.best_thresholds: dict[str, float] | None = None
 
     @classmethod
     def from_checkpoints(cls, detector_ckpt: str | Path, classifier_ckpt: str | Path, **kwargs) -> Recognizer:
@@ -111,13 +128,15 @@ class Recognizer(L.LightningModule):
 
     # ------------------------------------------------------------------ the pipeline, in stages
 
-    def detect(self, batch: dict) -> list[dict[str, torch.Tensor]]:
-        """Per page: ``boxes`` (xyxy, original-scan pixels) and ``scores`` above ``detection_threshold``."""
+    def detect(self, batch: dict, threshold: float | None = None) -> list[dict[str, torch.Tensor]]:
+        """Per page: ``boxes`` (xyxy, original-scan pixels) and ``scores`` of at least ``threshold``
+        (default ``detection_threshold``)."""
+        threshold = self.detection_threshold if threshold is None else threshold
         pages = []
         for image, scale in zip(batch["images"], batch["scales"]):
             page = {"images": [image], "scales": scale[None]}
             found = self.detector.detect(page)[0]
-            kept = found["scores"] >= self.detection_threshold
+            kept = found["scores"] >= threshold
             pages.append({"boxes": found["boxes"][kept], "scores": found["scores"][kept]})
         return pages
 
@@ -135,6 +154,18 @@ class Recognizer(L.LightningModule):
             return crops.new_zeros((0, len(self.codes)))
         return torch.cat([self.classifier(chunk) for chunk in crops.split(self.hparams.classify_batch_size)])
 
+    def characters(self, found: dict[str, torch.Tensor], probabilities: torch.Tensor, threshold: float,
+                   min_confidence: float) -> dict[str, torch.Tensor]:
+        """The characters of one page's detections ``found`` (``boxes``, ``scores``) with their class ``probabilities``:
+        those scoring ``threshold`` or more, then as :func:`select` keeps them (``boxes``, ``scores``, ``labels``,
+        ``probabilities``, best detection first)."""
+        detected = (found["scores"] >= threshold).nonzero().flatten()
+        kept, labels, probability = select(found["scores"][detected], found["boxes"][detected], probabilities[detected],
+                                           self.classifier.unk_index, min_confidence, self.hparams.max_characters)
+        kept = detected[kept]
+        return {"boxes": found["boxes"][kept], "scores": found["scores"][kept], "labels": labels,
+                "probabilities": probability}
+
     def recognize_batch(self, batch: dict) -> list[dict]:
         """Per page of a page batch: ``image_id``, ``size`` (width, height), ``error`` (why the page could not
         be read, else None), and its characters as ``boxes`` (xyxy, original-scan pixels), ``codes``,
@@ -143,14 +174,11 @@ class Recognizer(L.LightningModule):
         results = []
         for i, found in enumerate(self.detect(batch)):
             probabilities = self.classify(self.crops(batch, i, found["boxes"]))
-            kept, labels, probability = select(found["scores"], found["boxes"], probabilities, self.classifier.unk_index,
-                                               self.hparams.min_confidence, self.hparams.max_characters)
+            page = self.characters(found, probabilities, self.detection_threshold, self.hparams.min_confidence)
             results.append({
-                "image_id": batch["image_ids"][i], "size": tuple(batch["sizes"][i].tolist()),
-                "error": errors[i],
-                "boxes": found["boxes"][kept].cpu(), "scores": found["scores"][kept].cpu(),
-                "codes": [self.codes[j] for j in labels.tolist()], "labels": labels.cpu(),
-                "probabilities": probability.cpu(),
+                "image_id": batch["image_ids"][i], "size": tuple(batch["sizes"][i].tolist()), "error": errors[i],
+                **{key: value.cpu() for key, value in page.items()},
+                "codes": [self.codes[j] for j in page["labels"].tolist()],
             })
         return results
 
@@ -169,27 +197,43 @@ class Recognizer(L.LightningModule):
             books = sorted({page.book for page in data.val_pages})
             self.val_book_f1 = nn.ModuleDict({book: KuzushijiF1() for book in books})
 
-    def validation_step(self, batch: dict, batch_idx: int) -> list[dict]:
-        """The competition F1 with classes (also per book) and the detection-only F1 of the same characters."""
-        results = self.recognize_batch(batch)
-        target = [{"boxes": boxes,
-                   "labels": torch.tensor([self.class_index.get(c, -1) for c in codes], dtype=torch.long)}
-                  for boxes, codes in zip(batch["boxes"], batch["codes"])]
-        preds = [{"boxes": page["boxes"], "labels": page["labels"]} for page in results]
-        self.val_f1.update(preds, target)
-        self.val_detection_f1.update(preds, target)
-        for page, truth, image_id in zip(preds, target, batch["image_ids"]):
-            book = book_id(image_id)
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        """The competition F1 with classes (also per book and over the threshold grid), the detection-only F1 of the
+        same characters and the error budget."""
+        lowest = min(self.detection_threshold, *(threshold for threshold, _ in self.grid))
+        for i, found in enumerate(self.detect(batch, lowest)):
+            truth = {"boxes": batch["boxes"][i],
+                     "labels": torch.tensor([self.class_index.get(c, -1) for c in batch["codes"][i]], dtype=torch.long)}
+            probabilities = self.classify(self.crops(batch, i, found["boxes"]))
+            page = self.characters(found, probabilities, self.detection_threshold, self.hparams.min_confidence)
+            metrics = [self.val_f1, self.val_detection_f1]
+            book = book_id(batch["image_ids"][i])
             if book in self.val_book_f1:
-                self.val_book_f1[book].update([page], [truth])
-        return results
+                metrics.append(self.val_book_f1[book])
+            for metric in metrics:
+                metric.update([page], [truth])
+            for (threshold, confidence), metric in zip(self.grid, self.val_grid_f1):
+                metric.update([self.characters(found, probabilities, threshold, confidence)], [truth])
+            if batch["images"][i] is None:  # unreadable: its characters are misses in the F1s, not in the budget
+                continue
+            detected = found["scores"] >= self.detection_threshold
+            self.val_budget.update(found["boxes"][detected], probabilities[detected], truth["boxes"], truth["labels"],
+                                   self.classify(self.crops(batch, i, truth["boxes"].to(found["boxes"]))))
 
     def on_validation_epoch_end(self) -> None:
         scores = self.val_f1.compute()
         self.log_dict({f"val/{name}": value for name, value in scores.items()})
         self.log_dict({f"val/detection_{name}": value for name, value in self.val_detection_f1.compute().items()})
         self.log_dict({f"val/books/{book}/f1": metric.compute()["f1"] for book, metric in self.val_book_f1.items()})
-        for metric in (self.val_f1, self.val_detection_f1, *self.val_book_f1.values()):
+        self.log_dict({f"val/budget/{name}": value for name, value in self.val_budget.compute().items()})
+        grid = [float(metric.compute()["f1"]) for metric in self.val_grid_f1]
+        best = max(range(len(grid)), key=grid.__getitem__)
+        self.best_thresholds = {"detection_threshold": self.grid[best][0], "min_confidence": self.grid[best][1],
+                                "f1": grid[best]}
+        self.log_dict({"val/best_f1": grid[best], "val/best_detection_threshold": self.grid[best][0],
+                       "val/best_min_confidence": self.grid[best][1]})
+        for metric in (self.val_f1, self.val_detection_f1, self.val_budget, *self.val_book_f1.values(),
+                       *self.val_grid_f1):
             metric.reset()
 
     # ------------------------------------------------------------------ Python API
