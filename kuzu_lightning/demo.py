@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     models = ["--model.detector_ckpt", detector, "--model.classifier_ckpt", classifier]
     validated = run(RecognizeCLI, ["validate", *recipe("predict", demo=True), *extra["predict"], *models,
                                    "--thresholds_out", THRESHOLDS])
-    budget = {key.removeprefix("val/budget/"): None if math.isnan(value) else round(float(value), 4)  # JSON has no NaN
+    budget = {key.removeprefix("val/budget/"): round(float(value), 4)
               for key, value in validated.trainer.callback_metrics.items() if key.startswith("val/budget/")}
     cli = run(RecognizeCLI, ["predict", *recipe("predict", demo=True), *extra["predict"], "--config", THRESHOLDS,
                              *models])

@@ -89,8 +89,9 @@ class ErrorBudget(Metric):
         def share(part, whole) -> float:
             return int(part) / int(whole) if int(whole) else math.nan
 
-        ious = dim_zero_cat(self.ious) if self.ious else torch.zeros(0)
-        errors = dim_zero_cat(self.errors) if self.errors else torch.zeros(0, 4)
+        # a cat state is a list of tensors in one process and one tensor after a DDP sync
+        ious = dim_zero_cat(self.ious) if len(self.ious) else torch.zeros(0)
+        errors = dim_zero_cat(self.errors).reshape(-1, 4) if len(self.errors) else torch.zeros(0, 4)
         result = {"true_box_top1": share(self.true_correct, self.true_boxes),
                   "matched_top1": share(self.matched_correct, self.matched),
                   "matched_share": share(self.matched, self.detections),

@@ -49,7 +49,7 @@ def test_demo_trains_both_models_recognises_the_test_pages_and_scores_them(synth
     # the thresholds predict used are the ones validate chose on the validation books
     chosen = yaml.safe_load((tmp_path / demo.THRESHOLDS).read_text())["model"]["init_args"]
     assert chosen == {"detection_threshold": result["detection_threshold"], "min_confidence": result["min_confidence"]}
-    assert 0 <= result["budget"]["true_box_top1"] <= 1 and "matched_top1" in result["budget"]
+    assert 0 <= result["budget"]["true_box_top1"] <= 1
     assert wandb.run is None
     for model in ("detector", "classifier"):
         assert list((tmp_path / "outputs/demo" / model / "checkpoints").glob("*.ckpt"))

@@ -27,6 +27,7 @@ data they were trained with (page scale, crop size and margin) come from the che
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -225,7 +226,8 @@ class Recognizer(L.LightningModule):
         self.log_dict({f"val/{name}": value for name, value in scores.items()})
         self.log_dict({f"val/detection_{name}": value for name, value in self.val_detection_f1.compute().items()})
         self.log_dict({f"val/books/{book}/f1": metric.compute()["f1"] for book, metric in self.val_book_f1.items()})
-        self.log_dict({f"val/budget/{name}": value for name, value in self.val_budget.compute().items()})
+        self.log_dict({f"val/budget/{name}": value for name, value in self.val_budget.compute().items()
+                       if not math.isnan(value)})  # undefined figures (no unk class, no match) are left out
         grid = [float(metric.compute()["f1"]) for metric in self.val_grid_f1]
         best = max(range(len(grid)), key=grid.__getitem__)
         self.best_thresholds = {"detection_threshold": self.grid[best][0], "min_confidence": self.grid[best][1],
