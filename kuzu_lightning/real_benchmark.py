@@ -74,14 +74,11 @@ def _page_batches(pages: Sequence[Page], longest_side: int, originals: bool = Fa
 
 
 @torch.inference_mode()
-def detector_submission(path: str | Path, pages: Sequence[Page], threshold: float) -> pd.DataFrame:
-    """The centres of the detector's boxes scoring ``threshold`` or more on each page, at the scale it was validated at."""
-    from kuzu_lightning.models.checkpoints import load_trained
-    from kuzu_lightning.models.detector import CharDetector
-
-    detector, data = load_trained(CharDetector, path)
+def detector_submission(detector, longest_side: int, pages: Sequence[Page], threshold: float) -> pd.DataFrame:
+    """The centres of a loaded ``CharDetector``'s boxes scoring ``threshold`` or more on each page resized to
+    ``longest_side`` (the scale it was validated at)."""
     rows = []
-    for batch in _page_batches(pages, data.get("eval_longest_side") or EVAL_LONGEST_SIDE):
+    for batch in _page_batches(pages, longest_side):
         found = detector.detect(batch)[0]
         kept = found["boxes"][found["scores"] >= threshold]
         rows.append(format_predictions([UNKNOWN_CODE] * len(kept), box_centres(kept).numpy().round()))
@@ -152,10 +149,11 @@ def bench_real(detector: str | None = None, classifier: str | None = None, share
         from kuzu_lightning.models.checkpoints import load_trained
         from kuzu_lightning.models.detector import CharDetector
 
-        threshold = load_trained(CharDetector, detector)[0].detection_threshold if detection_threshold is None \
-            else detection_threshold
+        model, data = load_trained(CharDetector, detector)
+        threshold = model.detection_threshold if detection_threshold is None else detection_threshold
+        submission = detector_submission(model, data.get("eval_longest_side") or EVAL_LONGEST_SIDE, pages, threshold)
         result.update(detector=str(detector), detection_threshold=threshold,
-                      detection=score_detections(pages, detector_submission(detector, pages, threshold)))
+                      detection=score_detections(pages, submission))
     if detector and classifier:
         result["classifier"] = str(classifier)
         result.update(classifier_scores(detector, classifier, pages, shared, threshold))
