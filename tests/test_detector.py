@@ -141,6 +141,9 @@ def test_checkpoint_reloads_with_weights_only_validates_and_predicts(trained, pa
     validations = pd.read_csv(Path(run.trainer.logger.log_dir) / "metrics.csv").dropna(subset=["val/f1"])
     chosen = validations[np.isclose(validations["val/f1"], float(callback.best_model_score))]["val/best_threshold"]
     assert len(chosen) == 1
+    # recorded in the file itself (the chosen value may equal score_threshold, which the property falls back to)
+    assert torch.load(best, map_location="cpu", weights_only=True)["validated_threshold"] == pytest.approx(
+        chosen.iloc[0])
     assert reloaded.detection_threshold == load_trained(CharDetector, best)[0].detection_threshold == pytest.approx(
         chosen.iloc[0])
     with pytest.MonkeyPatch.context() as patch:
