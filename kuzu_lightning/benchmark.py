@@ -7,12 +7,14 @@
     python -m kuzu_lightning.benchmark detector [--data-dir DIR]  # page decoding and detector s/page
     python -m kuzu_lightning.benchmark pipeline [--data-dir DIR]  # recognition s/page by stage, batched crops
     python -m kuzu_lightning.benchmark real --detector CKPT [--classifier CKPT] [--detection-threshold T]  # real pages
+    python -m kuzu_lightning.benchmark reading-order [--shared DIR]  # reading order on synthetic and real pages
 
 ``metric``, ``synthetic`` and ``chars`` run pinned to one CPU core (where the OS allows it), so
 figures compare across machines of different core counts; ``classifier`` and ``detector`` use
 every core. ``detector`` reads the train pages of a Kaggle-layout ``--data-dir`` (real scans are
 about 2400 x 3900 px), ``pipeline`` all its pages, or synthetic pages of that size when none is given.
-``real`` measures accuracy, not speed: see :mod:`kuzu_lightning.real_benchmark`.
+``real`` and ``reading-order`` measure accuracy, not speed: see :mod:`kuzu_lightning.real_benchmark` and
+:func:`bench_reading_order`.
 """
 
 from __future__ import annotations
@@ -295,8 +297,40 @@ def bench_real(**options) -> dict:
     return bench_real(**options)
 
 
+def bench_reading_order(shared: str = "../shared", pages: int = 120) -> dict:
+    """:func:`~kuzu_lightning.reading_order.reading_order` of true boxes against the true order: on ``pages``
+    synthetic pages (the generator's order) and, when ``shared`` holds them, on the five labelled real pages
+    (CODH's ``Char ID`` order, ``kuzushiji-real/codh/100241706_coordinate.csv``). Per set: the successor accuracy
+    (the share of characters followed by their true successor) and the character error rate of the page texts in
+    that order against the true texts."""
+    from kuzu_lightning.data.kaggle import read_codh_coordinates, read_labels_csv
+    from kuzu_lightning.data.synthetic import generate
+    from kuzu_lightning.reading_order import edit_distance, reading_order, successor_accuracy
+
+    def score(page_list) -> dict:
+        right = total = errors = length = 0
+        for page in page_list:
+            found = reading_order(page.boxes)
+            truth = list(range(len(page.codes)))
+            r, t = successor_accuracy(found.order, truth)
+            right, total = right + r, total + t
+            errors += edit_distance([page.codes[i] for i in found.order], page.codes)
+            length += len(page.codes)
+        return {"pages": len(page_list), "characters": length, "successor_accuracy": round(right / max(total, 1), 4),
+                "cer": round(errors / max(length, 1), 4)}
+
+    with tempfile.TemporaryDirectory() as out:
+        result = {"benchmark": "reading-order",
+                  "synthetic": score(read_labels_csv(Path(generate(out, pages, seed=1, test_pages=0, height=768))
+                                                     / "train.csv"))}
+    codh = Path(shared) / "kuzushiji-real" / "codh" / "100241706_coordinate.csv"
+    result["real"] = score(read_codh_coordinates(codh)) if codh.is_file() else f"{codh} is absent"
+    return result
+
+
 BENCHMARKS = {"metric": bench_metric, "synthetic": bench_synthetic, "chars": bench_chars, "classifier": bench_classifier,
-              "detector": bench_detector, "pipeline": bench_pipeline, "real": bench_real}
+              "detector": bench_detector, "pipeline": bench_pipeline, "real": bench_real,
+              "reading-order": bench_reading_order}
 ONE_CORE = {"metric", "synthetic", "chars"}  # the others use every core, as training does
 
 
@@ -309,7 +343,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--classifier", help="real: a CharClassifier checkpoint (with --detector)")
     parser.add_argument("--detection-threshold", type=float, help="real: keep detections scoring this or more "
                         "(default: the detector's, chosen on its validation books)")
-    parser.add_argument("--shared", default="../shared", help="real: the shared data folder (default ../shared)")
+    parser.add_argument("--shared", default="../shared",
+                        help="real, reading-order: the shared data folder (default ../shared)")
     args = parser.parse_args(argv)
     if args.classifier and not args.detector:
         parser.error("--classifier needs --detector: the end-to-end score reads what the detector finds")
@@ -318,6 +353,8 @@ def main(argv: list[str] | None = None) -> dict:
     if args.name == "real":
         options = {"detector": args.detector, "classifier": args.classifier, "shared": args.shared,
                    "detection_threshold": args.detection_threshold}
+    if args.name == "reading-order":
+        options = {"shared": args.shared}
     result = {**BENCHMARKS[args.name](**options), "cpu_core": core}
     print(json.dumps(result))
     return result

@@ -107,7 +107,8 @@ def read_codh_coordinates(paths: str | Path | Iterable[str | Path], image_dir: s
     """Read CODH per-book coordinate CSVs (``Unicode,Image,X,Y,Block ID,Char ID,Width,Height``).
 
     ``X, Y`` is the top-left corner, ``Width, Height`` the size, in original-scan pixels. Pages
-    come out in order of first appearance, characters in file order; the same checks and errors as
+    come out in order of first appearance, characters in ``Char ID`` order (CODH's reading order; file
+    order when the column is absent); the same checks and errors as
     :func:`read_labels_csv` apply, naming the CSV and its row. With ``image_dir``, each page's
     ``image_path`` is ``image_dir/<Image>.jpg`` (CODH ships them as ``<book>/images/<Image>.jpg``).
     """
@@ -115,9 +116,10 @@ def read_codh_coordinates(paths: str | Path | Iterable[str | Path], image_dir: s
     pages: dict[str, Page] = {}
     for path in map(Path, paths):
         frame = read_csv(path, ["Unicode", "Image", "X", "Y", "Width", "Height"])
-        for i, record in enumerate(frame[["Unicode", "Image", "X", "Y", "Width", "Height"]].itertuples(index=False)):
-            code, image_id, *numbers = record
-            codes, xywh = parse_labels(" ".join([code, *numbers]), path, i + 2)
+        if "Char ID" in frame:
+            frame = frame.sort_values("Char ID", kind="stable")
+        for i, code, image_id, *numbers in frame[["Unicode", "Image", "X", "Y", "Width", "Height"]].itertuples():
+            codes, xywh = parse_labels(" ".join([code, *numbers]), path, i + 2)  # i: the row's place in the file
             page = pages.get(image_id)
             if page is None:
                 page = pages[image_id] = Page(image_id, source=str(path), row=i + 2)

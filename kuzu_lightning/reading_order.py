@@ -1,0 +1,290 @@
+"""Reading order of a page of vertical text: a plain function of character boxes.
+
+Classical Japanese books are written in vertical lines (columns), read top to bottom, the columns
+right to left. :func:`reading_order` takes the characters' boxes (xyxy, any one pixel frame: true
+boxes or recognised ones) and returns its :class:`ReadingOrder`: the lines, each a column's
+characters top to bottom, in reading order, and the order of the characters of the main text.
+
+How:
+
+1. **Columns.** Characters are chained top to bottom: each joins the column whose last characters
+   are above it and overlap it horizontally (by at least ``JOIN_OVERLAP`` of the narrower extent),
+   unless the gap between them is above ``MAX_GAP`` character heights; otherwise it starts a column.
+   Columns may slant and wobble; a gap (a picture, a paragraph break) ends one.
+2. **Small characters** (longest side below ``SMALL`` times the page's median) are part of the
+   column they stand in. Two small characters or more in a column of their own, standing beside a
+   main column, within its height, are a **side gloss** (furigana, a reading or note written beside
+   the text): kept out of the main text, marked ``gloss``, and listed right after the column it
+   glosses. A single small character beside a column is text written aside (a cramped kana, an
+   insertion): it takes its place in that column by height. A small column beside no main column is
+   a line of the text.
+   Characters side by side (level with each other, apart horizontally) are never consecutive in a
+   column: a column that splits in two sub-columns (notes in two lines, *warichu*) is read right
+   sub-column first.
+3. **Blocks.** The main columns are ordered by recursive XY cuts: where a horizontal band of the
+   page at least ``REGISTER_GAP`` character heights high crosses no character, with characters of
+   two columns or more above and below it, the part above is read before the part below (a page in
+   two registers, a heading block; columns are cut there); otherwise the widest vertical gap that
+   crosses no column's box splits the page into two slabs, read right to left (so blocks side by
+   side are split before their columns are). A group that no cut divides (columns whose boxes
+   overlap) is read by columns right to left, each column's pieces top to bottom. A stray character
+   between columns is a line of its own, read in its place between them.
+
+Sizes are relative to the page's median character, so the result does not depend on the scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+JOIN_OVERLAP = 0.3
+"""Two characters can be consecutive in a column when their horizontal extents overlap by at least this share
+of the narrower one."""
+MAX_GAP = 2.5
+"""The largest vertical gap inside a column, in median character heights."""
+SMALL = 0.6
+"""A character whose longest side is below this share of the page's median longest side is small (a gloss
+candidate)."""
+MIN_WIDTH = 0.75
+"""Every horizontal extent compared is widened about its centre to at least this many median character widths, so
+that a narrow stroke off a column's axis neither leaves nor breaks it."""
+REGISTER_GAP = 1.0
+"""A horizontal band crossing no character, at least this many median character heights high, with two columns
+or more above and below, divides a page into registers."""
+BESIDE = 0.75
+"""A small column glosses a main column that lies within this many median character widths of it."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One column of characters.
+
+    ``indices``: its characters (indices into the boxes given), top to bottom; ``box``: xyxy around
+    them, in the boxes' frame; ``gloss``: a side gloss, kept out of the main text; for a gloss,
+    ``parent`` is the index (in :attr:`ReadingOrder.lines`) of the line it stands beside and ``anchor``
+    the place in that line of the last character it stands beside (else both are None).
+    """
+
+    indices: tuple[int, ...]
+    box: tuple[float, float, float, float]
+    gloss: bool = False
+    parent: int | None = None
+    anchor: int | None = None
+
+
+@dataclass(frozen=True)
+class ReadingOrder:
+    """The reading order of a page.
+
+    ``lines``: the main lines in reading order, each gloss right after the line it glosses;
+    ``order``: the characters of the main text in reading order (glosses left out);
+    ``line_of`` and ``position``: per character (indices of the boxes given), the index of its
+    line in ``lines`` and its place in that line.
+    """
+
+    lines: tuple[Line, ...]
+    order: tuple[int, ...]
+    line_of: tuple[int, ...]
+    position: tuple[int, ...]
+
+
+def reading_order(boxes: np.ndarray | Sequence[Sequence[float]]) -> ReadingOrder:
+    """The :class:`ReadingOrder` of the characters whose boxes (``N x 4``, xyxy) are given; see the module docstring."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return ReadingOrder((), (), (), ())
+    widths = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
+    heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+    longest = np.maximum(widths, heights)
+    unit_width, unit_height = float(np.median(widths)), float(np.median(heights))
+    small = longest < SMALL * np.median(longest)
+    columns = _chain(boxes, unit_width, unit_height)
+    main = [column for column in columns if not small[column].all()]
+    centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
+    glosses = []
+    for column in (column for column in columns if small[column].all()):
+        beside = _beside(boxes, column, main, unit_width)
+        if beside is None:
+            main.append(column)
+        elif len(column) == 1:  # a small character written beside its column: text, in its place
+            main[beside] = sorted([*main[beside], *column], key=lambda i: centre_y[i])
+        else:
+            glosses.append((main[beside][0], column))
+    lines: list[Line] = []
+    for column in _xy_order(boxes, main, REGISTER_GAP * unit_height):
+        lines.append(Line(tuple(column), _box(boxes, column)))
+        parent = len(lines) - 1
+        for gloss in (gloss for member, gloss in glosses if member in column):
+            bottom = _box(boxes, gloss)[3]
+            anchor = max(int(np.sum((boxes[column, 1] + boxes[column, 3]) / 2 <= bottom)) - 1, 0)
+            lines.append(Line(tuple(gloss), _box(boxes, gloss), True, parent, anchor))
+    line_of, position = np.zeros(len(boxes), int), np.zeros(len(boxes), int)
+    for n, line in enumerate(lines):
+        line_of[list(line.indices)] = n
+        position[list(line.indices)] = np.arange(len(line.indices))
+    order = tuple(i for line in lines if not line.gloss for i in line.indices)
+    return ReadingOrder(tuple(lines), order, tuple(line_of.tolist()), tuple(position.tolist()))
+
+
+def _extent(boxes: np.ndarray, indices: Sequence[int], min_width: float) -> tuple[float, float]:
+    """The horizontal extent of the characters ``indices``, widened about its centre to at least ``min_width``."""
+    x1, x2 = boxes[list(indices), 0].min(), boxes[list(indices), 2].max()
+    pad = max(min_width - (x2 - x1), 0.0) / 2
+    return x1 - pad, x2 + pad
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """The overlap of two horizontal extents, as a share of the narrower one."""
+    return (min(a[1], b[1]) - max(a[0], b[0])) / max(min(a[1] - a[0], b[1] - b[0]), 1.0)
+
+
+def _chain(boxes: np.ndarray, unit_width: float, unit_height: float) -> list[list[int]]:
+    """Chain the characters into columns, top to bottom (step 1 of the module docstring).
+
+    A column's extent at its end is that of its last two characters (at least ``MIN_WIDTH`` wide). Of two
+    characters side by side, the right one continues the column and the left one starts a column of its own.
+    """
+    centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
+    min_width = MIN_WIDTH * unit_width
+    columns: list[list[int]] = []
+    for i in sorted(range(len(boxes)), key=lambda i: (centre_y[i], -boxes[i, 2])):
+        extent = _extent(boxes, [i], min_width)
+        best, best_score = None, -np.inf
+        for c, column in enumerate(columns):
+            body = column
+            if _side_by_side(boxes, i, column[-1]):  # the right one of the two continues the column
+                if boxes[i, 0] + boxes[i, 2] < boxes[column[-1], 0] + boxes[column[-1], 2] or len(column) < 2:
+                    continue
+                body = column[:-1]
+            last = body[-1]
+            gap = boxes[i, 1] - boxes[last, 3]
+            overlap = _overlap(extent, _extent(boxes, body[-2:], min_width))
+            if overlap >= JOIN_OVERLAP and gap <= MAX_GAP * unit_height and centre_y[last] < centre_y[i]:
+                score = overlap - 0.25 * max(gap, 0.0) / unit_height
+                if score > best_score:
+                    best, best_score = c, score
+        if best is None:
+            columns.append([i])
+            continue
+        if _side_by_side(boxes, i, columns[best][-1]):
+            columns.append([columns[best].pop()])  # the left one starts the left sub-column
+        columns[best].append(i)
+    return columns
+
+
+def _side_by_side(boxes: np.ndarray, i: int, j: int) -> bool:
+    """Whether characters ``i`` and ``j`` stand side by side: level with each other over most of the taller one's
+    height, their horizontal extents apart."""
+    level = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+    taller = max(boxes[i, 3] - boxes[i, 1], boxes[j, 3] - boxes[j, 1])
+    return level > 0.5 * taller and _overlap(tuple(boxes[i, [0, 2]]), tuple(boxes[j, [0, 2]])) < JOIN_OVERLAP
+
+
+def _beside(boxes: np.ndarray, column: list[int], main: list[list[int]], unit_width: float) -> int | None:
+    """The index in ``main`` of the column that the small ``column`` stands beside (the nearest, within its height
+    and ``BESIDE`` median widths), or None."""
+    x1, y1, x2, y2 = _box(boxes, column)
+    centre_y = (y1 + y2) / 2
+    best, best_distance = None, BESIDE * unit_width
+    for m, other in enumerate(main):
+        ox1, oy1, ox2, oy2 = _box(boxes, other)
+        if not oy1 <= centre_y <= oy2:
+            continue
+        distance = max(ox1 - x2, x1 - ox2, 0.0)
+        if distance <= best_distance:
+            best, best_distance = m, distance
+    return best
+
+
+def _box(boxes: np.ndarray, indices: Sequence[int]) -> tuple[float, float, float, float]:
+    part = boxes[list(indices)]
+    return (float(part[:, 0].min()), float(part[:, 1].min()), float(part[:, 2].max()), float(part[:, 3].max()))
+
+
+def _register_cut(boxes: np.ndarray, columns: list[list[int]], min_band: float) -> float | None:
+    """The top of the first horizontal band at least ``min_band`` high that crosses no character of ``columns``,
+    with characters of two columns or more above it and below it; None if there is none."""
+    chars = sorted((i for column in columns for i in column), key=lambda i: boxes[i, 1])
+    reach = -np.inf
+    for i in chars:
+        if boxes[i, 1] - reach >= min_band:
+            above = sum(boxes[column, 3].min() <= reach for column in columns)
+            below = sum(boxes[column, 1].max() >= boxes[i, 1] for column in columns)
+            if above >= 2 and below >= 2:
+                return float(reach)
+        reach = max(reach, boxes[i, 3])
+    return None
+
+
+def _split(boxes: np.ndarray, columns: list[list[int]]) -> tuple[list[list[int]], list[list[int]]] | None:
+    """``columns`` divided at the widest vertical gap that crosses none of their boxes: ``(left, right)``, or None."""
+    extents = sorted(((boxes[c, 0].min(), boxes[c, 2].max(), c) for c in columns), key=lambda e: e[0])
+    reach, widest, at = extents[0][1], 0.0, None
+    for k, (x1, x2, _) in enumerate(extents[1:], 1):
+        if x1 - reach > widest or (at is None and x1 >= reach):
+            widest, at = x1 - reach, k
+        reach = max(reach, x2)
+    if at is None:
+        return None
+    return [c for *_, c in extents[:at]], [c for *_, c in extents[at:]]
+
+
+def _xy_order(boxes: np.ndarray, columns: list[list[int]], min_band: float) -> list[list[int]]:
+    """The ``columns`` (characters top to bottom) as lines in reading order, by recursive XY cuts (step 3)."""
+    if len(columns) <= 1:
+        return columns
+    cut = _register_cut(boxes, columns, min_band)
+    if cut is not None:
+        above = [[i for i in column if boxes[i, 3] <= cut] for column in columns]
+        below = [[i for i in column if boxes[i, 3] > cut] for column in columns]
+        return [line for part in (above, below) for line in _xy_order(boxes, [c for c in part if c], min_band)]
+    split = _split(boxes, columns)
+    if split is not None:
+        return [line for part in reversed(split) for line in _xy_order(boxes, part, min_band)]
+    extents = {id(column): _box(boxes, column) for column in columns}
+    groups: list[list[list[int]]] = []  # columns right to left, the pieces of each top to bottom
+    for column in sorted(columns, key=lambda c: -(extents[id(c)][0] + extents[id(c)][2])):
+        x1, _, x2, _ = extents[id(column)]
+        previous = extents[id(groups[-1][-1])] if groups else None
+        if previous is not None and _overlap((x1, x2), (previous[0], previous[2])) >= 0.5:
+            groups[-1].append(column)
+        else:
+            groups.append([column])
+    return [column for group in groups for column in sorted(group, key=lambda c: extents[id(c)][1])]
+
+
+def page_text(chars: Sequence[str], reading: ReadingOrder) -> list[str]:
+    """The text of a page, one string per main line in reading order, from each character's text ``chars`` (in the
+    order of the boxes given to :func:`reading_order`). A gloss is written in ``《》`` after the last character it
+    stands beside, as Aozora Bunko writes ruby: ``漢字《かんじ》``."""
+    lines = []
+    for n, line in enumerate(reading.lines):
+        if line.gloss:
+            continue
+        text = [chars[i] for i in line.indices]
+        for gloss in (g for g in reading.lines if g.parent == n):
+            text[gloss.anchor] += "《" + "".join(chars[i] for i in gloss.indices) + "》"
+        lines.append("".join(text))
+    return lines
+
+
+def successor_accuracy(order: Sequence[int], truth: Sequence[int]) -> tuple[int, int]:
+    """How many characters of the true reading order ``truth`` have, in ``order``, their true successor: ``(right,
+    total)`` where ``total`` is ``len(truth) - 1``. Characters missing from ``order`` (glosses) have no successor."""
+    following = dict(zip(order, order[1:]))
+    right = sum(following.get(a) == b for a, b in zip(truth, truth[1:]))
+    return right, max(len(truth) - 1, 0)
+
+
+def edit_distance(text: Sequence[str], reference: Sequence[str]) -> int:
+    """The Levenshtein distance between two sequences of characters (insertions, deletions, substitutions)."""
+    previous = list(range(len(reference) + 1))
+    for i, a in enumerate(text, 1):
+        current = [i]
+        for j, b in enumerate(reference, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        previous = current
+    return previous[-1]
