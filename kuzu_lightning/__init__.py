@@ -22,10 +22,11 @@ _PUBLIC = {
     "Character": "kuzu_lightning.records",
     "KuzushijiF1": "kuzu_lightning.kuzushiji_f1",
     "PageDataModule": "kuzu_lightning.data.pages",
+    "RecognizedPage": "kuzu_lightning.records",
     "Recognizer": "kuzu_lightning.models.recognizer",
 }
 __all__ = ["CharClassifier", "CharDataModule", "CharDetector", "Character", "KuzushijiF1", "PageDataModule",
-           "Recognizer"]
+           "RecognizedPage", "Recognizer"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports them
     from kuzu_lightning.data.chars import CharDataModule
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from kuzu_lightning.models.classifier import CharClassifier
     from kuzu_lightning.models.detector import CharDetector
     from kuzu_lightning.models.recognizer import Recognizer
-    from kuzu_lightning.records import Character
+    from kuzu_lightning.records import Character, RecognizedPage
 
 
 def __getattr__(name: str):

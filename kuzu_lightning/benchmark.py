@@ -236,7 +236,7 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
     from kuzu_lightning.models.classifier import CharClassifier
     from kuzu_lightning.models.detector import CharDetector
     from kuzu_lightning.models.recognizer import Recognizer
-    from kuzu_lightning.records import characters, submission_labels
+    from kuzu_lightning.records import recognized_page, submission_labels
     from kuzu_lightning.submission import write_page_json
 
     torch.manual_seed(0)
@@ -271,7 +271,8 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
                 page = {"image_id": pages[i].image_id, "size": sizes[-1], "error": None,
                         "boxes": found["boxes"], "scores": found["scores"], "probabilities": probabilities.amax(1),
                         "codes": [codes[j] for j in probabilities.argmax(1).tolist()]}
-                timed("write", lambda: (submission_labels(page), write_page_json(out, page, characters(page))))
+                timed("write", lambda: (submission_labels(page),
+                                        write_page_json(Path(out) / "page.json", recognized_page(page))))
                 batched.append((seconds["crop"][-1] + seconds["classify"][-1]) / max(1, len(found["boxes"])))
                 image = batch["originals"][0].permute(1, 2, 0).numpy()
                 boxes = found["boxes"][:one_by_one].numpy()

@@ -20,8 +20,9 @@ become the model's ``codes`` when the model takes them, so ``num_classes`` is ne
 The whole resolved config is saved beside the logs and sent to every logger (W&B's run config).
 
 ``predict.py`` runs ``predict`` (the default) or ``validate`` of a Recognizer, with ``--output``,
-``--json_dir`` and ``--pictures_dir`` for the :class:`~kuzu_lightning.writer.RecognitionWriter`. The
-page scale and the book-wise split of its pages come from the detector's checkpoint unless given.
+``--json_dir``, ``--text_dir`` (alias ``--text``) and ``--pictures_dir`` for the
+:class:`~kuzu_lightning.writer.RecognitionWriter`. The page scale and the book-wise split of its pages
+come from the detector's checkpoint unless given.
 ``predict.py validate --thresholds_out FILE`` writes the ``detection_threshold`` and ``min_confidence``
 that scored best on the validation books as a config, which ``predict.py --config FILE`` reads.
 """
@@ -189,6 +190,8 @@ class RecognizeCLI(ProjectCLI):
         super().add_arguments_to_parser(parser)
         parser.add_argument("--output", default="outputs/submission.csv", help="the Kaggle submission CSV (predict)")
         parser.add_argument("--json_dir", default=None, help="one JSON file per page here (predict)")
+        parser.add_argument("--text_dir", "--text", default=None,
+                            help="one text file per page here, its columns in reading order (predict)")
         parser.add_argument("--pictures_dir", default=None, help="one PNG per page here (predict)")
         parser.add_argument("--thresholds_out", default=None,
                             help="validate: write the best detection_threshold and min_confidence of the grid here, "
@@ -214,7 +217,8 @@ class RecognizeCLI(ProjectCLI):
 
     def before_predict(self) -> None:
         config = self.config[self.subcommand]
-        self.trainer.callbacks.append(RecognitionWriter(config.output, config.json_dir, config.pictures_dir))
+        self.trainer.callbacks.append(RecognitionWriter(config.output, config.json_dir, config.pictures_dir,
+                                                        config.text_dir))
         # Pages' records go to files as they come; keeping them all in memory too is not needed.
         if self.config_init[self.subcommand].get("return_predictions") is None:
             self.config_init[self.subcommand]["return_predictions"] = False

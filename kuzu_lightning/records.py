@@ -1,18 +1,19 @@
-"""What recognition produces, as plain records: ``Character``, the page's JSON object, its submission row.
+"""What recognition produces, as plain records: ``Character``, ``TextLine``, ``RecognizedPage``, the submission row.
 
 A recognised page (one item of :meth:`~kuzu_lightning.Recognizer.recognize_batch`'s output) is a dict
 of ``image_id``, ``size`` (width, height), ``error`` (why the page could not be read, else None) and
 its characters as ``boxes`` (xyxy), ``codes``, ``scores`` and ``probabilities``, best detection
-first. Every coordinate is in original-scan pixels.
+first. :func:`recognized_page` turns it into a :class:`RecognizedPage`: its characters, and its lines
+in reading order (:mod:`kuzu_lightning.reading_order`). Every coordinate is in original-scan pixels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from kuzu_lightning.data.formats import code_to_char, format_predictions
 from kuzu_lightning.geometry import box_centres
+from kuzu_lightning.reading_order import page_text, reading_order
 
 
 @dataclass(frozen=True)
@@ -26,26 +27,71 @@ class Character:
     box: tuple[float, float, float, float]  # x1 y1 x2 y2
     score: float  # detection score
     probability: float  # the classifier's probability of ``code``
+    line: int  # its line, an index into the page's ``lines`` (reading order)
+    position: int  # its place in that line, from the top
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def characters(page: dict) -> list[Character]:
-    """The records of one recognised page."""
-    boxes, centres = page["boxes"].tolist(), box_centres(page["boxes"]).tolist()
-    return [Character(code, code_to_char(code), x, y, tuple(box), score, probability)
-            for code, box, (x, y), score, probability
-            in zip(page["codes"], boxes, centres, page["scores"].tolist(), page["probabilities"].tolist())]
+@dataclass(frozen=True)
+class TextLine:
+    """One line (a column) of a recognised page: ``characters``, indices into the page's characters, top to bottom;
+    ``box`` xyxy around them (original-scan pixels); ``text``; ``gloss``: a side gloss (furigana), kept out of the
+    main text, beside the line ``parent`` (an index into the page's lines), after its character at ``anchor``."""
+
+    characters: tuple[int, ...]
+    box: tuple[float, float, float, float]
+    text: str
+    gloss: bool = False
+    parent: int | None = None
+    anchor: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RecognizedPage:
+    """A recognised page: ``characters`` best detection first, ``lines`` in reading order, ``text`` the main lines
+    (glosses in ``《》`` after the character they stand beside), one per line of the string."""
+
+    image_id: str
+    width: int
+    height: int
+    error: str | None
+    characters: tuple[Character, ...]
+    lines: tuple[TextLine, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(line.text + "\n" for line in self.lines if not line.gloss)
+
+    def to_dict(self) -> dict:
+        """The page's JSON object: ``image_id``, ``width``, ``height``, ``error``, ``text``, ``characters`` and
+        ``lines``."""
+        return {"image_id": self.image_id, "width": self.width, "height": self.height, "error": self.error,
+                "text": self.text, "characters": [c.to_dict() for c in self.characters],
+                "lines": [line.to_dict() for line in self.lines]}
+
+
+def recognized_page(page: dict) -> RecognizedPage:
+    """The :class:`RecognizedPage` of one item of :meth:`~kuzu_lightning.Recognizer.recognize_batch`'s output."""
+    boxes = page["boxes"].reshape(-1, 4).float()
+    found = reading_order(boxes.numpy())
+    chars = [code_to_char(code) for code in page["codes"]]
+    centres = box_centres(boxes).tolist()
+    characters = tuple(Character(code, char, x, y, tuple(box), score, probability, line, position)
+                       for code, char, box, (x, y), score, probability, line, position
+                       in zip(page["codes"], chars, boxes.tolist(), centres, page["scores"].tolist(),
+                              page["probabilities"].tolist(), found.line_of, found.position))
+    texts = iter(page_text(chars, found))
+    lines = tuple(TextLine(line.indices, line.box, "".join(chars[i] for i in line.indices) if line.gloss else next(texts),
+                           line.gloss, line.parent, line.anchor) for line in found.lines)
+    width, height = page["size"]
+    return RecognizedPage(page["image_id"], int(width), int(height), page["error"], characters, lines)
 
 
 def submission_labels(page: dict) -> str:
     """The ``labels`` string of one recognised page: ``U+XXXX x y ...`` (centres), best first."""
     return format_predictions(page["codes"], box_centres(page["boxes"]))
-
-
-def page_record(page: dict, found: Sequence[Character]) -> dict:
-    """The JSON object of one page: ``image_id``, ``width``, ``height``, ``error`` and its ``characters``."""
-    width, height = page["size"]
-    return {"image_id": page["image_id"], "width": int(width), "height": int(height), "error": page["error"],
-            "characters": [c.to_dict() for c in found]}

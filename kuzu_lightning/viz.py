@@ -1,4 +1,4 @@
-"""Pictures a person looks at: labelled crop grids, pages with true and detected boxes, recognised pages.
+"""Pictures a person looks at: labelled crop grids, pages with true and detected boxes, transcribed pages.
 
 Images are RGB ``uint8`` ``H x W x 3``; characters are drawn in IPAexGothic; :func:`write_png` saves one.
 """
@@ -14,8 +14,10 @@ from PIL import Image, ImageDraw
 
 from kuzu_lightning.data.formats import code_to_char
 from kuzu_lightning.font import japanese_font
+from kuzu_lightning.records import RecognizedPage
 
-RIGHT, WRONG, LABEL = (20, 140, 40), (200, 30, 30), (20, 60, 220)
+RIGHT, WRONG = (20, 140, 40), (200, 30, 30)
+INK, LOW, LINE, GLOSS = (0, 0, 0), (235, 120, 0), (190, 190, 190), (20, 60, 220)
 
 
 def crop_grid(crops: np.ndarray, true_codes: Sequence[str], predicted_codes: Sequence[str], columns: int = 8) -> np.ndarray:
@@ -57,18 +59,34 @@ def draw_boxes(image: np.ndarray, true_boxes: np.ndarray, predicted_boxes: np.nd
     return np.asarray(page)
 
 
-def draw_characters(image: np.ndarray, boxes: np.ndarray, chars: Sequence[str], longest_side: int | None = 2048,
-                    ) -> np.ndarray:
-    """A page with each recognised character's box (red) and the character drawn beside it, to the
-    box's right, in the Japanese font (blue), shrunk to ``longest_side``. Boxes are xyxy in ``image``'s pixels.
+def draw_transcription(image: np.ndarray, page: RecognizedPage, low_confidence: float = 0.5,
+                       longest_side: int | None = None) -> np.ndarray:
+    """The page as a person reads its transcription: on the left the scan with each recognised character's box (red), on
+    the right a white panel of the same size with each character drawn in IPAexGothic at its place and about its size
+    (within 0.7 to 1.3 times the page's median), black, or orange when its class probability is below
+    ``low_confidence``, and each line's box in grey (glosses in blue). ``image`` is the page at any scale of the
+    original ``page.width x page.height`` (the page's boxes are in original-scan pixels); the picture keeps
+    ``image``'s resolution, or is shrunk to ``longest_side`` per panel.
     """
-    page, scale = _shrunk(image, longest_side)
-    draw = ImageDraw.Draw(page)
-    for (x1, y1, x2, y2), char in zip(np.asarray(boxes, np.float32).reshape(-1, 4) * scale, chars):
-        draw.rectangle((x1, y1, x2, y2), outline=WRONG, width=1)
-        size = max(8, round(min(x2 - x1, y2 - y1) * 0.8))
-        draw.text((x2 + 2, (y1 + y2 - size) / 2), char, fill=LABEL, font=japanese_font(size))
-    return np.asarray(page)
+    scan, shrink = _shrunk(image, longest_side)
+    scale = shrink * image.shape[1] / max(page.width, 1), shrink * image.shape[0] / max(page.height, 1)
+    picture = Image.new("RGB", (scan.width * 2, scan.height), "white")
+    picture.paste(scan, (0, 0))
+    draw = ImageDraw.Draw(picture)
+    offset = scan.width
+    sizes = [((c.box[2] - c.box[0]) * scale[0] * (c.box[3] - c.box[1]) * scale[1]) ** 0.5 for c in page.characters]
+    typical = float(np.median(sizes)) if sizes else 0.0
+    for line in page.lines:
+        x1, y1, x2, y2 = line.box
+        draw.rectangle((offset + x1 * scale[0], y1 * scale[1], offset + x2 * scale[0], y2 * scale[1]),
+                       outline=GLOSS if line.gloss else LINE, width=max(1, round(2 * scale[0])))
+    for c, side in zip(page.characters, sizes):
+        x1, y1, x2, y2 = c.box[0] * scale[0], c.box[1] * scale[1], c.box[2] * scale[0], c.box[3] * scale[1]
+        draw.rectangle((x1, y1, x2, y2), outline=WRONG, width=max(1, round(3 * scale[0])))
+        size = max(8, round(0.9 * min(max(side, 0.7 * typical), 1.3 * typical)))
+        colour = LOW if c.probability < low_confidence else INK
+        draw.text((offset + c.x * scale[0], c.y * scale[1]), c.char, fill=colour, font=japanese_font(size), anchor="mm")
+    return np.asarray(picture)
 
 
 def side_by_side(pictures: Sequence[np.ndarray], height: int = 1000, gap: int = 16) -> np.ndarray:

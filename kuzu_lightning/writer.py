@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from kuzu_lightning.data.loaders import partial_name
-from kuzu_lightning.geometry import to_resized
-from kuzu_lightning.records import characters, submission_labels
-from kuzu_lightning.submission import write_page_json, write_submission
-from kuzu_lightning.viz import draw_characters, write_png
+from kuzu_lightning.records import recognized_page, submission_labels
+from kuzu_lightning.submission import write_page_json, write_page_text, write_submission
+from kuzu_lightning.viz import draw_transcription, write_png
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,13 @@ def check_writable(folder: Path, what: str) -> None:
         raise OSError(f"cannot write {what} to {folder}: {error.strerror or error}") from None
 
 
+def page_image(batch: dict, i: int) -> np.ndarray:
+    """Page ``i`` of a page batch as an RGB ``H x W x 3`` array: at full size when the batch carries ``originals``."""
+    originals = batch.get("originals")
+    image = originals[i] if originals is not None and originals[i] is not None else batch["images"][i]
+    return image.permute(1, 2, 0).cpu().numpy()
+
+
 class RecognitionWriter(BasePredictionWriter):
     """Writes what :class:`~kuzu_lightning.Recognizer` predicts.
 
@@ -36,8 +43,10 @@ class RecognitionWriter(BasePredictionWriter):
       at the end through a temporary file; a page that could not be read, or on which nothing was
       recognised, gets empty ``labels`` and a logged error naming it;
     - ``json_dir``: ``{image_id}.json`` per page (see :mod:`~kuzu_lightning.submission`), if given;
-    - ``pictures_dir``: ``{image_id}.png`` per page, its boxes with the recognised characters beside
-      them (:func:`~kuzu_lightning.viz.draw_characters`), if given.
+    - ``text_dir``: ``{image_id}.txt`` per page, its text in reading order, a line per column, if given;
+    - ``pictures_dir``: ``{image_id}.png`` per page, the scan with its boxes beside the characters read
+      (:func:`~kuzu_lightning.viz.draw_transcription`, at the page's full size when the batch carries
+      it), if given.
 
     Under DDP each process writes the JSON files and pictures of its pages, and the first process
     the submission of them all, so the file is the same whatever the number of devices. Before the
@@ -45,10 +54,12 @@ class RecognitionWriter(BasePredictionWriter):
     fails at once, naming the folder, rather than after recognising every page.
     """
 
-    def __init__(self, output: str | Path, json_dir: str | Path | None = None, pictures_dir: str | Path | None = None):
+    def __init__(self, output: str | Path, json_dir: str | Path | None = None, pictures_dir: str | Path | None = None,
+                 text_dir: str | Path | None = None):
         super().__init__(write_interval="batch")
         self.output = Path(output)
         self.json_dir = Path(json_dir) if json_dir else None
+        self.text_dir = Path(text_dir) if text_dir else None
         self.pictures_dir = Path(pictures_dir) if pictures_dir else None
         self.labels: dict[str, str] = {}
         self.problems: dict[str, str] = {}
@@ -56,7 +67,7 @@ class RecognitionWriter(BasePredictionWriter):
     def on_predict_start(self, trainer, pl_module) -> None:
         self.labels, self.problems = {}, {}
         folders = [("the submission", self.output.parent), ("the pages' JSON", self.json_dir),
-                   ("the pictures", self.pictures_dir)]
+                   ("the pages' text", self.text_dir), ("the pictures", self.pictures_dir)]
         for what, folder in folders:
             if folder is not None:
                 check_writable(folder, what)
@@ -68,14 +79,13 @@ class RecognitionWriter(BasePredictionWriter):
                 self.problems[page["image_id"]] = f"could not be read ({page['error']})"
             elif not page["codes"]:
                 self.problems[page["image_id"]] = "no characters recognised"
-            found = characters(page)
+            result = recognized_page(page)
             if self.json_dir:
-                write_page_json(self.json_dir, page, found)
+                write_page_json(self.json_dir / f"{page['image_id']}.json", result)
+            if self.text_dir:
+                write_page_text(self.text_dir / f"{page['image_id']}.txt", result)
             if self.pictures_dir and batch["images"][i] is not None:
-                image = batch["images"][i].permute(1, 2, 0).cpu().numpy()
-                boxes = to_resized(page["boxes"], batch["scales"][i].cpu()).numpy()
-                write_png(self.pictures_dir / f"{page['image_id']}.png",
-                          draw_characters(image, boxes, [c.char for c in found]))
+                write_png(self.pictures_dir / f"{page['image_id']}.png", draw_transcription(page_image(batch, i), result))
 
     def on_predict_end(self, trainer, pl_module) -> None:
         labels, problems = self.labels, self.problems

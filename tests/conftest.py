@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import lightning as L
 import pytest
 
+from kuzu_lightning import CharClassifier, CharDataModule, CharDetector, PageDataModule
 from kuzu_lightning.data.synthetic import generate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -30,3 +32,29 @@ def shared_dir() -> Path:
     if missing:
         pytest.skip(f"the real data ({', '.join(missing)}) is not in {SHARED}")
     return SHARED
+
+
+def fit_and_save(model: L.LightningModule, data: L.LightningDataModule, path: Path) -> Path:
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, data)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoints(synthetic_dir, tmp_path_factory):
+    """Real Lightning checkpoints of a tiny detector and classifier trained for two steps on the synthetic fixture:
+    enough to exercise every stage of recognition (their predictions are near chance)."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    L.seed_everything(0)
+    pages = PageDataModule(synthetic_dir, train_longest_side=640, crop_heights=(200, 240), crop_size=(192, 240),
+                           eval_longest_side=512, batch_size=2, num_workers=0, n_folds=3, cache_dir=root / "cache")
+    detector = fit_and_save(CharDetector("mobilenet_v3_small", anchor_sizes=(16, 32, 64), box_batch_size_per_image=32,
+                                         score_threshold=0.3, rpn_post_nms_top_n_test=300), pages, root / "detector.ckpt")
+    chars = CharDataModule(synthetic_dir, input_size=32, batch_size=8, num_workers=0, n_folds=3, cache_dir=root / "cache")
+    chars.prepare_data()
+    chars.setup("fit")
+    classifier = fit_and_save(CharClassifier(chars.codes, "legacy_xception", warmup_steps=1), chars,
+                              root / "classifier.ckpt")
+    return detector, classifier

@@ -37,30 +37,6 @@ ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
 PAGE_SCALE = ["--data.eval_longest_side", "512", "--data.num_workers", "0", "--data.synthetic_pages", "0"]
 
 
-def fit_and_save(model: L.LightningModule, data: L.LightningDataModule, path: Path) -> Path:
-    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, data)
-    trainer.save_checkpoint(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def checkpoints(synthetic_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("checkpoints")
-    L.seed_everything(0)
-    pages = PageDataModule(synthetic_dir, train_longest_side=640, crop_heights=(200, 240), crop_size=(192, 240),
-                           eval_longest_side=512, batch_size=2, num_workers=0, n_folds=3, cache_dir=root / "cache")
-    detector = fit_and_save(CharDetector("mobilenet_v3_small", anchor_sizes=(16, 32, 64), box_batch_size_per_image=32,
-                                         score_threshold=0.3, rpn_post_nms_top_n_test=300), pages, root / "detector.ckpt")
-    chars = CharDataModule(synthetic_dir, input_size=32, batch_size=8, num_workers=0, n_folds=3, cache_dir=root / "cache")
-    chars.prepare_data()
-    chars.setup("fit")
-    classifier = fit_and_save(CharClassifier(chars.codes, "legacy_xception", warmup_steps=1), chars,
-                              root / "classifier.ckpt")
-    return detector, classifier
-
-
 @pytest.fixture(scope="module")
 def recognizer(checkpoints):
     return Recognizer.from_checkpoints(*checkpoints)
@@ -80,7 +56,7 @@ def predict_args(data_dir: Path, checkpoints, out: Path) -> list[str]:
     return [*recipe("predict", demo=True), "--data.data_dir", str(data_dir), *PAGE_SCALE,
             "--model.detector_ckpt", str(checkpoints[0]), "--model.classifier_ckpt", str(checkpoints[1]),
             "--trainer.logger", "false", "--trainer.default_root_dir", str(out), "--output", str(out / "submission.csv"),
-            "--json_dir", str(out / "pages"),
+            "--json_dir", str(out / "pages"), "--text", str(out / "text"),
             "--pictures_dir", str(out / "pictures")]
 
 
@@ -173,13 +149,17 @@ def test_recognize_a_path_an_array_and_a_list(recognizer, synthetic_dir):
     path = sorted((synthetic_dir / "test_images").glob("*.jpg"))[0]
     from_path = recognizer.recognize(path)
     from_array = recognizer.recognize(decode_page(path))
-    assert from_path and from_path == from_array
-    first = from_path[0]
+    assert from_path.characters and from_path.characters == from_array.characters
+    assert from_path.image_id == path.stem and from_array.image_id == "array0"
+    first = from_path.characters[0]
     assert first.char == chr(int(first.code[2:], 16))
     assert first.box[0] < first.x < first.box[2] and first.box[1] < first.y < first.box[3]
-    scores = [c.score for c in from_path]
-    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.3 and len(from_path) <= 1200
-    assert recognizer.recognize([str(path), decode_page(path)]) == [from_path, from_path]
+    scores = [c.score for c in from_path.characters]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.3 and len(scores) <= 1200
+    check_lines(from_path.to_dict())
+    assert from_path.text == from_array.text and from_path.text.count("\n") == sum(not li.gloss for li in from_path.lines)
+    both = recognizer.recognize([str(path), decode_page(path)])
+    assert [page.characters for page in both] == [from_path.characters] * 2
     with pytest.raises(ValueError, match="RGB uint8"):
         recognizer.recognize(np.zeros((10, 10), np.uint8))
 
@@ -188,13 +168,26 @@ def test_recognize_works_in_original_scan_pixels(recognizer, synthetic_dir):
     """A page scanned at twice the size gives the same characters at twice the coordinates."""
     image = decode_page(sorted((synthetic_dir / "test_images").glob("*.jpg"))[0])
     twice = cv2.resize(image, (image.shape[1] * 2, image.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
-    small, large = recognizer.recognize(image), recognizer.recognize(twice)
+    small, large = recognizer.recognize(image).characters, recognizer.recognize(twice).characters
     assert len(large) == pytest.approx(len(small), rel=0.1)
     matched = [min(abs(b.x - 2 * a.x) + abs(b.y - 2 * a.y) for b in large) for a in small]
     assert np.median(matched) < 4
 
 
-def test_predict_py_writes_every_row_in_order_json_and_pictures(predicted, data_with_a_corrupt_page):
+def check_lines(page: dict) -> None:
+    """The page's lines hold each of its characters once, and each character names its line and place in it."""
+    held = sorted(i for line in page["lines"] for i in line["characters"])
+    assert held == list(range(len(page["characters"])))
+    for n, line in enumerate(page["lines"]):
+        for position, i in enumerate(line["characters"]):
+            assert (page["characters"][i]["line"], page["characters"][i]["position"]) == (n, position)
+            x1, y1, x2, y2 = page["characters"][i]["box"]
+            assert line["box"][0] <= x1 and line["box"][1] <= y1 and x2 <= line["box"][2] and y2 <= line["box"][3]
+    main = [line["text"] for line in page["lines"] if not line["gloss"]]
+    assert page["text"] == "".join(text + "\n" for text in main)
+
+
+def test_predict_py_writes_every_row_in_order_json_text_and_pictures(predicted, data_with_a_corrupt_page):
     out, log = predicted
     data_dir, corrupt_id = data_with_a_corrupt_page
     ids = read_sample_submission(data_dir / "sample_submission.csv")
@@ -205,6 +198,8 @@ def test_predict_py_writes_every_row_in_order_json_and_pictures(predicted, data_
         codes, points = parse_predictions(labels, "submission.csv")
         page = json.loads((out / "pages" / f"{image_id}.json").read_text(encoding="utf-8"))
         assert [c["code"] for c in page["characters"]] == codes
+        check_lines(page)
+        assert (out / "text" / f"{image_id}.txt").read_text(encoding="utf-8") == page["text"]
         centres = np.array([[c["x"], c["y"]] for c in page["characters"]]).reshape(-1, 2)
         np.testing.assert_allclose(centres, points.reshape(-1, 2), atol=0.01)
         if image_id == corrupt_id:
@@ -212,8 +207,8 @@ def test_predict_py_writes_every_row_in_order_json_and_pictures(predicted, data_
         else:
             assert 0 < len(codes) <= 1200 and page["error"] is None
             assert all(0 <= x <= page["width"] and 0 <= y <= page["height"] for x, y in points)
-            picture = cv2.imread(str(out / "pictures" / f"{image_id}.png"))
-            assert max(picture.shape[:2]) == 512
+            picture = cv2.imread(str(out / "pictures" / f"{image_id}.png"))  # scan and transcription, at full size
+            assert picture.shape[:2] == (page["height"], 2 * page["width"])
     assert f"page {corrupt_id} could not be read" in log
     assert log.count(corrupt_id) >= 2  # the loader's error, and the writer's empty-row message
 

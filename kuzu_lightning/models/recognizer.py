@@ -18,9 +18,11 @@ its best as ``val/best_f1`` at ``val/best_detection_threshold`` and ``val/best_m
 (:attr:`Recognizer.best_thresholds`; ``predict.py validate --thresholds_out FILE`` writes them as a
 config that ``predict`` reads). Thresholds are chosen on validation books, never on test pages.
 
-Every record is a :class:`~kuzu_lightning.records.Character`: code point, character, centre ``x y`` and box ``x1 y1 x2 y2``
-in original-scan pixels, detection score and class probability. Both models load from their
-Lightning checkpoints with ``weights_only=True``; their hyper-parameters and the settings of the
+:meth:`Recognizer.recognize` gives a :class:`~kuzu_lightning.records.RecognizedPage` per page: its
+characters (code point, character, centre ``x y`` and box ``x1 y1 x2 y2`` in original-scan pixels,
+detection score, class probability, line and place in it), its lines in reading order and its text.
+
+Both models load from their Lightning checkpoints with ``weights_only=True``; their hyper-parameters and the settings of the
 data they were trained with (page scale, crop size and margin) come from the checkpoints.
 """
 
@@ -47,7 +49,7 @@ from kuzu_lightning.models.checkpoints import load_trained
 from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.crops import cut_crops
 from kuzu_lightning.models.detector import CharDetector
-from kuzu_lightning.records import Character, characters
+from kuzu_lightning.records import RecognizedPage, recognized_page
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +244,9 @@ class Recognizer(L.LightningModule):
 
     @torch.inference_mode()
     def recognize(self, pages: str | Path | np.ndarray | Sequence[str | Path | np.ndarray]
-                  ) -> list[Character] | list[list[Character]]:
-        """The characters of a page (a file path, or an RGB ``uint8`` ``H x W x 3`` array), or of each page of a list.
+                  ) -> RecognizedPage | list[RecognizedPage]:
+        """The :class:`~kuzu_lightning.records.RecognizedPage` of a page (a file path, or an RGB ``uint8`` ``H x W x 3``
+        array), or of each page of a list: its characters, its lines in reading order and its text.
 
         A file that cannot be read raises :class:`~kuzu_lightning.data.images.PageDecodeError`.
         """
@@ -262,5 +265,5 @@ class Recognizer(L.LightningModule):
             batch = collate_whole_pages([item])
             batch["images"] = [image.to(self.device) for image in batch["images"]]
             batch["originals"] = [image.to(self.device) for image in batch["originals"]]
-            results.append(characters(self.recognize_batch(batch)[0]))
+            results.append(recognized_page(self.recognize_batch(batch)[0]))
         return results[0] if single else results
