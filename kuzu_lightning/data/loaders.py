@@ -89,13 +89,13 @@ def partial_name(name: str) -> str:
     return f"{name}.partial-{os.getpid()}"
 
 
-def remove_abandoned_partials(directory: str | Path) -> None:
-    """Delete what an interrupted cache build left in ``directory``: entries named by :func:`partial_name`
-    whose process is gone (a build still running in another process is left alone)."""
+def remove_abandoned_partials(directory: str | Path, recursive: bool = False) -> None:
+    """Delete what an interrupted cache build or write left in ``directory`` (and its subfolders, if ``recursive``):
+    entries named by :func:`partial_name` whose process is gone (one still running is left alone)."""
     directory = Path(directory)
     if not directory.is_dir():
         return
-    for path in directory.iterdir():
+    for path in directory.rglob("*.partial-*") if recursive else directory.iterdir():
         match = _PARTIAL.search(path.name)
         if match is None or _process_alive(int(match.group(1))):
             continue
