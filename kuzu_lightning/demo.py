@@ -76,9 +76,10 @@ def main(argv: list[str] | None = None) -> dict:
               "detection_f1": detection["f1"], "detection_threshold": cli.model.detection_threshold,
               "min_confidence": cli.model.hparams.min_confidence, "budget": budget,
               "wall_s": round(time.perf_counter() - start, 1),
-              "submission": str(settings.output), "pictures": str(settings.pictures_dir)}
+              "submission": str(settings.output), "text": str(settings.text_dir), "pictures": str(settings.pictures_dir)}
     print(f"\ndetector checkpoint:   {detector}\nclassifier checkpoint: {classifier}\n"
           f"submission:            {settings.output}\npages as JSON:         {settings.json_dir}\n"
+          f"pages as text:         {settings.text_dir}\n"
           f"pictures:              {settings.pictures_dir}\n"
           f"thresholds (chosen on the validation books): {THRESHOLDS}\n"
           f"end-to-end F1 on the {solution.parent.name} test pages: {scores['f1']:.3f} "

@@ -44,6 +44,7 @@ def test_demo_trains_both_models_recognises_the_test_pages_and_scores_them(synth
     ids = read_sample_submission(synthetic_dir / "sample_submission.csv")
     assert read_submission_csv(result["submission"])["image_id"].tolist() == ids
     assert sorted(p.stem for p in Path(result["pictures"]).glob("*.png")) == sorted(ids)
+    assert sorted(p.stem for p in Path(result["text"]).glob("*.txt")) == sorted(ids)
     for command, runs in (("detector", 1), ("classifier", 1), ("recognizer", 2)):  # each its own W&B run, finished
         assert len(list((tmp_path / "outputs/demo" / command / "wandb").glob("offline-run-*"))) == runs
     # the thresholds predict used are the ones validate chose on the validation books
