@@ -33,7 +33,6 @@ validated one and no confidence floor, unless ``--config FILE`` (a file written 
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import json
 import logging
@@ -54,10 +53,8 @@ from kuzu_lightning.data.formats import format_predictions
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.data.loaders import evaluation_options, remove_abandoned_partials
 from kuzu_lightning.data.pages import PageDataset, collate_whole_pages
-from kuzu_lightning.records import recognized_page
-from kuzu_lightning.submission import atomic_file, write_page_json, write_page_text
-from kuzu_lightning.viz import draw_transcription, write_png
-from kuzu_lightning.writer import check_writable, page_image
+from kuzu_lightning.submission import atomic_file, write_submission_rows
+from kuzu_lightning.writer import check_writable, write_page_files
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +138,10 @@ class PageFilesWriter(BasePredictionWriter):
         check_writable(self.out, "the transcriptions")
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        for i, page in enumerate(prediction):
-            result = recognized_page(page)
-            stem = self.out / page["image_id"]
-            if page["error"]:
-                log.error("page %s could not be read: %s", page["image_id"], page["error"])
-            if self.pictures and batch["images"][i] is not None:
-                write_png(stem.with_name(stem.name + ".png"), draw_transcription(page_image(batch, i), result))
-            write_page_text(stem.with_name(stem.name + ".txt"), result)
-            write_page_json(stem.with_name(stem.name + ".json"), result)
+        for i, page in enumerate(prediction):  # an unreadable page is logged by the loader, with its reason
+            key = page["image_id"]
+            write_page_files(page, batch, i, page_json(self.out, key), self.out / f"{key}.txt",
+                             self.out / f"{key}.png" if self.pictures else None)
 
 
 def page_json(out: Path, key: str) -> Path:
@@ -181,10 +173,7 @@ def summarise(out: Path, keys: list[str], images: list[Path], csv_path: Path | N
         for _ in rows():
             pass
     else:
-        with atomic_file(csv_path) as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(["image_id", "labels"])
-            writer.writerows(rows())
+        write_submission_rows(csv_path, rows())
     summary = {"pages": len(keys), "done": len(keys) - len(missing), "recognised_now": recognised_now,
                "already_done": len(keys) - recognised_now, "failed": failed, "missing": missing,
                "characters": characters, "seconds": round(seconds, 1),

@@ -18,18 +18,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from kuzu_lightning.data.loaders import partial_name
 from kuzu_lightning.records import RecognizedPage
 
 
 @contextmanager
-def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Open ``path``'s temporary twin (its folder created) for writing; rename it into place when the block ends
+def atomic_file(path: str | Path) -> Iterator[IO]:
+    """Open ``path``'s temporary twin (its folder created; named by :func:`~kuzu_lightning.data.loaders.partial_name`,
+    so a killed writer's is found and removed) for writing UTF-8 text; rename it into place when the block ends
     without an error, else remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    partial = path.with_name(partial_name(f".{path.name}"))
     try:
-        with open(partial, mode, **({} if "b" in mode else {"newline": "", "encoding": "utf-8"})) as out:
+        with open(partial, "w", newline="", encoding="utf-8") as out:
             yield out
         os.replace(partial, path)
     finally:

@@ -35,6 +35,20 @@ def page_image(batch: dict, i: int) -> np.ndarray:
     return image.permute(1, 2, 0).cpu().numpy()
 
 
+def write_page_files(page: dict, batch: dict, i: int, json_path: Path | None, text_path: Path | None,
+                     picture_path: Path | None) -> None:
+    """The files of one recognised ``page`` (page ``i`` of ``batch``), each that has a path: its picture
+    (:func:`~kuzu_lightning.viz.draw_transcription`, not for a page that could not be read), its text, then its JSON
+    last, so that a page whose JSON exists has all its files."""
+    result = recognized_page(page)
+    if picture_path and batch["images"][i] is not None:
+        write_png(picture_path, draw_transcription(page_image(batch, i), result))
+    if text_path:
+        write_page_text(text_path, result)
+    if json_path:
+        write_page_json(json_path, result)
+
+
 class RecognitionWriter(BasePredictionWriter):
     """Writes what :class:`~kuzu_lightning.Recognizer` predicts.
 
@@ -79,13 +93,10 @@ class RecognitionWriter(BasePredictionWriter):
                 self.problems[page["image_id"]] = f"could not be read ({page['error']})"
             elif not page["codes"]:
                 self.problems[page["image_id"]] = "no characters recognised"
-            result = recognized_page(page)
-            if self.json_dir:
-                write_page_json(self.json_dir / f"{page['image_id']}.json", result)
-            if self.text_dir:
-                write_page_text(self.text_dir / f"{page['image_id']}.txt", result)
-            if self.pictures_dir and batch["images"][i] is not None:
-                write_png(self.pictures_dir / f"{page['image_id']}.png", draw_transcription(page_image(batch, i), result))
+            image_id = page["image_id"]
+            write_page_files(page, batch, i, self.json_dir and self.json_dir / f"{image_id}.json",
+                             self.text_dir and self.text_dir / f"{image_id}.txt",
+                             self.pictures_dir and self.pictures_dir / f"{image_id}.png")
 
     def on_predict_end(self, trainer, pl_module) -> None:
         labels, problems = self.labels, self.problems
