@@ -111,15 +111,16 @@ def reading_order(boxes: np.ndarray | Sequence[Sequence[float]]) -> ReadingOrder
             main.append(column)
         elif len(column) == 1:  # a small character written beside its column: text, in its place
             main[beside] = sorted([*main[beside], *column], key=lambda i: centre_y[i])
-        else:
-            glosses.append((main[beside][0], column))
+        else:  # kept with the main character nearest its middle, whose line it glosses after a register cut too
+            middle = (boxes[column, 1].min() + boxes[column, 3].max()) / 2
+            glosses.append((min(main[beside], key=lambda i: abs(centre_y[i] - middle)), column))
     lines: list[Line] = []
     for column in _xy_order(boxes, main, REGISTER_GAP * unit_height):
         lines.append(Line(tuple(column), _box(boxes, column)))
         parent = len(lines) - 1
         for gloss in (gloss for member, gloss in glosses if member in column):
             bottom = _box(boxes, gloss)[3]
-            anchor = max(int(np.sum((boxes[column, 1] + boxes[column, 3]) / 2 <= bottom)) - 1, 0)
+            anchor = max(int(np.sum(centre_y[column] <= bottom)) - 1, 0)
             lines.append(Line(tuple(gloss), _box(boxes, gloss), True, parent, anchor))
     line_of, position = np.zeros(len(boxes), int), np.zeros(len(boxes), int)
     for n, line in enumerate(lines):
@@ -224,7 +225,7 @@ def _split(boxes: np.ndarray, columns: list[list[int]]) -> tuple[list[list[int]]
     extents = sorted(((boxes[c, 0].min(), boxes[c, 2].max(), c) for c in columns), key=lambda e: e[0])
     reach, widest, at = extents[0][1], 0.0, None
     for k, (x1, x2, _) in enumerate(extents[1:], 1):
-        if x1 - reach > widest or (at is None and x1 >= reach):
+        if x1 >= reach and (at is None or x1 - reach > widest):
             widest, at = x1 - reach, k
         reach = max(reach, x2)
     if at is None:
@@ -244,16 +245,14 @@ def _xy_order(boxes: np.ndarray, columns: list[list[int]], min_band: float) -> l
     split = _split(boxes, columns)
     if split is not None:
         return [line for part in reversed(split) for line in _xy_order(boxes, part, min_band)]
-    extents = {id(column): _box(boxes, column) for column in columns}
-    groups: list[list[list[int]]] = []  # columns right to left, the pieces of each top to bottom
-    for column in sorted(columns, key=lambda c: -(extents[id(c)][0] + extents[id(c)][2])):
-        x1, _, x2, _ = extents[id(column)]
-        previous = extents[id(groups[-1][-1])] if groups else None
-        if previous is not None and _overlap((x1, x2), (previous[0], previous[2])) >= 0.5:
-            groups[-1].append(column)
+    boxed = sorted(((_box(boxes, column), column) for column in columns), key=lambda b: -(b[0][0] + b[0][2]))
+    groups: list[list[tuple]] = []  # columns right to left, the pieces of each top to bottom
+    for box, column in boxed:
+        if groups and _overlap((box[0], box[2]), (groups[-1][-1][0][0], groups[-1][-1][0][2])) >= 0.5:
+            groups[-1].append((box, column))
         else:
-            groups.append([column])
-    return [column for group in groups for column in sorted(group, key=lambda c: extents[id(c)][1])]
+            groups.append([(box, column)])
+    return [column for group in groups for _, column in sorted(group, key=lambda b: b[0][1])]
 
 
 def page_text(chars: Sequence[str], reading: ReadingOrder) -> list[str]:

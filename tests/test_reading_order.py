@@ -85,6 +85,15 @@ def test_side_glosses_are_marked_kept_out_of_the_main_text_and_written_as_ruby()
     assert found.line_of[13] == 1 and found.position[13] == 1
 
 
+def test_a_gloss_stays_with_its_register_when_a_column_is_cut_in_two():
+    upper = column(700, 0, 3, size=60, gap=10) + column(620, 0, 3, size=60, gap=10, seed=1)
+    lower = column(700, 300, 6, seed=3) + column(560, 300, 6, seed=4)
+    gloss = [[755, y, 785, y + 30] for y in (560, 595, 630)]  # beside the lower register's column at x 700
+    found = reading_order(upper + lower + gloss)
+    assert [(len(line.indices), line.gloss, line.parent) for line in found.lines] == [
+        (3, False, None), (3, False, None), (6, False, None), (3, True, 2), (6, False, None)]
+
+
 def test_small_characters_inside_a_column_are_main_text():
     boxes = column(700, 0, 3) + [[690, 380, 730, 420]] + column(700, 440, 3, seed=1) + column(540, 0, 7, seed=2)
     found = reading_order(boxes)
