@@ -16,4 +16,6 @@ class InterruptAt(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
+            if self.signal == signal.SIGINT:  # Python's Ctrl-C handler, as in a terminal: a process started in the
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # background inherits SIGINT ignored
             os.kill(os.getpid(), self.signal)
