@@ -3,17 +3,21 @@
 import logging
 import shutil
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 import kuzu_lightning.data.crop_cache as crop_cache
+from kuzu_lightning.data.box_jitter import BoxJitter
 from kuzu_lightning.data.chars import CharDataModule, sampling_weights
-from kuzu_lightning.data.crop_cache import CropCache, CropSpec, crop_square, unk_boxes
+from kuzu_lightning.data.crop_cache import CropCache, CropSpec, context_pad, crop_square, unk_boxes
 from kuzu_lightning.data.kaggle import Page, load_train_pages
 from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY
 from kuzu_lightning.data.vocabulary import UNK
+from kuzu_lightning.error_budget import box_errors
+from kuzu_lightning.geometry import CROP_MARGIN
 
 
 def test_crop_is_centred_square_and_keeps_the_aspect_ratio():
@@ -173,3 +177,70 @@ def test_training_draws_are_a_function_of_seed_epoch_and_position(datamodule):
     resumed = datamodule.train_dataloader()
     resumed.sampler.resume(epoch=1, position=2 * datamodule.hparams.batch_size)
     assert torch.equal(first_batches(resumed, 1, count=1)[0], epoch1[2])  # starts at the third batch
+
+
+def test_box_jitter_draws_the_detector_errors_it_is_given():
+    budget = {"val/budget/centre_dx": 0.07, "val/budget/centre_dx_mean": 0.02, "val/budget/centre_dy": 0.15,
+              "val/budget/centre_dy_mean": -0.02, "val/budget/log_width": 0.2, "val/budget/log_width_mean": 0.07,
+              "val/budget/log_height": 0.26, "val/budget/log_height_mean": -0.13, "val/budget/median_iou": 0.56}
+    jitter = BoxJitter.from_budget(budget)
+    assert jitter.log_height == (-0.13, 0.26)
+    true = np.tile(np.array([[100.0, 200.0, 140.0, 280.0]]), (20000, 1))
+    moved = jitter.boxes(true, np.random.default_rng(0))
+    errors = box_errors(torch.from_numpy(moved), torch.from_numpy(true)).numpy()
+    np.testing.assert_allclose(errors.mean(0), [0.02, -0.02, 0.07, -0.13], atol=0.006)
+    np.testing.assert_allclose(errors.std(0), [0.07, 0.15, 0.2, 0.26], rtol=0.04)  # clipped at 3 std: ~1.3% less
+    assert np.abs(errors[:, 3] + 0.13).max() <= 3 * 0.26 + 1e-9
+    with pytest.raises(KeyError, match="lacks log_height, log_height_mean"):
+        BoxJitter.from_budget({key: value for key, value in budget.items() if "log_height" not in key})
+
+
+@pytest.fixture
+def inked_page():
+    """A 400 x 300 page of smooth random ink, so that every pixel of a crop tells where it was cut."""
+    noise = np.random.default_rng(0).random((400, 300, 3)) * 255
+    return cv2.GaussianBlur(noise, (0, 0), 3).astype(np.uint8)
+
+
+@pytest.mark.parametrize("box, size", [((100, 120, 140, 200), 48), ((100, 120, 110, 130), 48),
+                                       ((10, 10, 200, 390), 96)])
+def test_a_crop_with_context_holds_the_crop_without_in_its_centre(inked_page, box, size):
+    box, pad = np.array(box, np.float32), context_pad(size, 2.0)
+    wide = crop_square(inked_page, box, size, 0.15, pad)
+    assert pad == size // 2 and wide.shape == (2 * size, 2 * size, 3)
+    centre = wide[pad:pad + size, pad:pad + size].astype(int)
+    assert np.abs(centre - crop_square(inked_page, box, size, 0.15)).max() <= 1  # cv2's fixed-point rounding
+
+
+def test_a_cached_crop_is_recut_around_a_moved_box_as_if_cut_from_the_page(inked_page, tmp_path):
+    image = tmp_path / "page.jpg"
+    cv2.imwrite(str(image), inked_page[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 100])
+    page_pixels = crop_cache.decode_page(image)
+    boxes = np.array([[100, 120, 140, 200], [150, 50, 210, 90]], np.float32)
+    page = Page("book_1", ["U+3042", "U+3044"], boxes, image)
+    cache = CropCache.ensure([page], CropSpec(size=48, context=2.0), tmp_path / "cache")
+    assert cache.pad == 24 and cache.crops.shape == (2, 96, 96, 3) and cache.exact(slice(0, 2)).shape == (2, 48, 48, 3)
+    for row, moved in [(0, (106, 110, 150, 190)), (1, (140, 58, 204, 102))]:
+        expected = crop_square(page_pixels, np.array(moved, np.float32), 48, CROP_MARGIN).astype(int)
+        recut = cache.recut(row, np.array(moved, np.float32), CROP_MARGIN).astype(int)
+        unmoved = np.abs(cache.exact(row).astype(int) - expected).mean()  # how far the true box's crop is
+        assert np.abs(recut - expected).mean() < min(2.5, unmoved / 4)  # resampled twice, not once
+        np.testing.assert_array_equal(cache.recut(row, boxes[row], CROP_MARGIN).shape, (48, 48, 3))
+        assert np.abs(cache.recut(row, boxes[row], CROP_MARGIN).astype(int) - cache.exact(row)).mean() < 1
+
+
+def test_jittered_training_crops_are_drawn_again_each_draw_and_validation_keeps_true_boxes(synthetic_dir, tmp_path):
+    budget = {name: 0.1 for name in ("centre_dx", "centre_dy", "log_width", "log_height")}
+    budget |= {f"{name}_mean": 0.0 for name in budget}
+    module = CharDataModule(str(synthetic_dir), input_size=32, num_workers=0, n_folds=3, box_jitter=budget,
+                            cache_dir=str(tmp_path))
+    module.setup("fit")
+    assert module.cache.pad == 16
+    dataset = module.train_dataloader().dataset
+    a, b, again = dataset[(0, 1)]["images"], dataset[(0, 2)]["images"], dataset[(0, 1)]["images"]
+    assert torch.equal(a, again) and not torch.equal(a, b)  # a function of the draw's seed
+    plain = CharDataModule(str(synthetic_dir), input_size=32, num_workers=0, n_folds=3, cache_dir=str(tmp_path))
+    plain.setup("fit")
+    assert plain.cache.directory != module.cache.directory and plain.cache.pad == 0
+    jittered, exact = next(iter(module.val_dataloader())), next(iter(plain.val_dataloader()))
+    assert (jittered["images"].int() - exact["images"].int()).abs().max() <= 1

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from kuzu_lightning.data.box_jitter import BoxJitter
 from kuzu_lightning.data.crop_cache import CropCache, CropSpec
 from kuzu_lightning.data.draws import ResumableDataModule, seeded
 from kuzu_lightning.data.kaggle import Page, load_train_split
@@ -31,6 +32,11 @@ from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE
 
 log = logging.getLogger(__name__)
 
+JITTER_CONTEXT = 2.0
+"""With a box jitter, crops are cached with a square twice as wide: a box grown up to twice its size
+about its centre is cut from the page (2.6 std of the demo's measured log height error); beyond, the
+crop's edge repeats."""
+
 
 def _to_tensor(crops: np.ndarray) -> torch.Tensor:
     """``N x S x S x 3`` uint8 -> ``N x 3 x S x S`` uint8 tensor (the model normalises)."""
@@ -40,22 +46,30 @@ def _to_tensor(crops: np.ndarray) -> torch.Tensor:
 class CharCropDataset(Dataset):
     """Single crops ``rows`` of a cache, with their class indices, augmented by ``transform``.
 
-    Items are keyed by position in ``rows``, or by ``(position, augmentation seed)`` (training draws,
-    see :mod:`~kuzu_lightning.data.draws`).
+    With ``jitter`` (a cache cut with context, ``margin`` its crops' margin) each crop is cut around its
+    box moved by one draw of the jitter first. Items are keyed by position in ``rows``, or by
+    ``(position, augmentation seed)`` (training draws, see :mod:`~kuzu_lightning.data.draws`), which
+    seeds the jitter too.
     """
 
-    def __init__(self, cache: CropCache, rows: np.ndarray, labels: np.ndarray, transform=None):
+    def __init__(self, cache: CropCache, rows: np.ndarray, labels: np.ndarray, transform=None,
+                 jitter: BoxJitter | None = None, margin: float = CROP_MARGIN):
         self.cache, self.rows, self.labels, self.transform = cache, rows, labels, transform
+        self.jitter, self.margin = jitter, margin
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        i = seeded(self.transform, key)
-        crop = np.asarray(self.cache.crops[self.rows[i]])
+        row = self.rows[seeded(self.transform, key)]
+        if self.jitter is None:
+            crop = self.cache.exact(row)
+        else:
+            rng = np.random.default_rng(key[1] if isinstance(key, tuple) else None)
+            crop = self.cache.recut(row, self.jitter.boxes(self.cache.boxes[row], rng)[0], self.margin)
         if self.transform is not None:
             crop = self.transform(image=crop)["image"]
-        return {"images": _to_tensor(crop[None])[0], "labels": int(self.labels[self.rows[i]])}
+        return {"images": _to_tensor(crop[None])[0], "labels": int(self.labels[row])}
 
 
 class CharsByPageDataset(Dataset):
@@ -72,7 +86,7 @@ class CharsByPageDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         start, stop = self.spans[i]
         return {
-            "images": _to_tensor(np.asarray(self.cache.crops[start:stop])),
+            "images": _to_tensor(self.cache.exact(slice(start, stop))),
             "labels": torch.from_numpy(self.labels[start:stop]),
             "boxes": torch.from_numpy(self.cache.boxes[start:stop]),
             "is_char": torch.from_numpy(self.cache.codes[start:stop] != UNK),
@@ -116,6 +130,10 @@ class CharDataModule(ResumableDataModule):
         class_balance, min_count: long-tail sampling, see :func:`sampling_weights`.
         unk_per_page: "not a character" crops per page; > 0 adds the class ``unk`` to the vocabulary.
         augment: training augmentation (:func:`~kuzu_lightning.data.transforms.char_train_transform`).
+        box_jitter: the detector's box errors, as ``predict.py validate``'s error budget prints them
+            (``centre_dx`` and ``centre_dx_mean``, ... ``log_height_mean``): each training crop is cut
+            around its box moved by a draw of them (:class:`~kuzu_lightning.data.box_jitter.BoxJitter`),
+            from a cache kept with :data:`JITTER_CONTEXT` times the context; validation stays on true boxes.
         cache_dir: where crop caches live (default ``data_dir/cache``).
         synthetic_pages: if > 0 and ``data_dir`` has no ``train.csv``, generate that many synthetic pages there.
         seed: seed of the synthetic data.
@@ -127,7 +145,7 @@ class CharDataModule(ResumableDataModule):
                  val_pages_per_batch: int = 4, num_workers: int = 4, n_folds: int = 5, fold: int = 0,
                  val_books: list[str] | None = None, class_balance: float = 0.0, min_count: int = 0,
                  unk_per_page: int = 0, augment: bool = True, cache_dir: str | None = None, synthetic_pages: int = 0,
-                 seed: int = 0, max_pixels: int | None = None):
+                 seed: int = 0, max_pixels: int | None = None, box_jitter: dict[str, float] | None = None):
         super().__init__()
         self.save_hyperparameters()
         # Paths recorded as text, so that checkpoints load with weights_only=True.
@@ -136,7 +154,8 @@ class CharDataModule(ResumableDataModule):
         if synthetic_pages > 0:
             ensure_dataset(self.data_dir, pages=synthetic_pages, seed=seed)
         self.vocabulary = Vocabulary.from_csv(self.data_dir / "unicode_translation.csv", unk=unk_per_page > 0)
-        self.spec = CropSpec(input_size, margin, unk_per_page, max_pixels)
+        self.jitter = BoxJitter.from_budget(box_jitter) if box_jitter else None
+        self.spec = CropSpec(input_size, margin, unk_per_page, max_pixels, JITTER_CONTEXT if self.jitter else 1.0)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
         self.cache: CropCache | None = None
 
@@ -175,7 +194,7 @@ class CharDataModule(ResumableDataModule):
 
     def train_dataloader(self) -> DataLoader:
         transform = char_train_transform() if self.hparams.augment else None
-        dataset = CharCropDataset(self.cache, self.train_rows, self.labels, transform)
+        dataset = CharCropDataset(self.cache, self.train_rows, self.labels, transform, self.jitter, self.spec.margin)
         weights = length = None
         if self.hparams.class_balance or self.hparams.min_count:
             weights, length = sampling_weights(self.labels[self.train_rows], self.hparams.class_balance,

@@ -7,6 +7,12 @@ is decoded once, ever: the cache holds every crop of every page as one ``uint8``
 ``N x size x size x 3`` on disk (memory-mapped, about 28 KB per crop at 96 px: 19 GB for the full
 Kaggle train set), with an index of page, code point, box (xyxy, original-scan pixels) and kind.
 
+With ``context > 1`` (training with :class:`~kuzu_lightning.data.box_jitter.BoxJitter`) each crop is
+kept with more of the page around it: the crop square widened ``context`` times about its centre,
+at the same scale, ``size + 2 * pad`` px (:func:`context_pad`). Its centre ``size x size`` pixels are
+the crop without context, exactly (:meth:`CropCache.exact`); a box placed off the true one is cut
+from the rest (:func:`recrop`).
+
 With ``unk_per_page > 0`` each page also gives that many "not a character" crops (code
 :data:`~kuzu_lightning.data.vocabulary.UNK`): half on unlabeled ink (side glosses, seals, pictures,
 show-through), half anywhere, none centred inside a labelled box, sized like the page's
@@ -41,28 +47,49 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CropSpec:
-    """How crops are cut: output ``size``, context ``margin``, ``unk_per_page`` negatives, pixel limit."""
+    """How crops are cut: output ``size``, context ``margin``, ``unk_per_page`` negatives, pixel limit, and
+    the ``context`` kept around each crop (see the module docstring)."""
 
     size: int = CROP_SIZE
     margin: float = CROP_MARGIN
     unk_per_page: int = 0
     max_pixels: int | None = None
+    context: float = 1.0
 
 
-def crop_square(image: np.ndarray, box: np.ndarray, size: int, margin: float) -> np.ndarray:
-    """The ``size x size`` crop around one xyxy ``box`` of an RGB page (see the module docstring).
+def context_pad(size: int, context: float) -> int:
+    """Pixels kept on each side of a ``size`` px crop for a ``context`` times wider square."""
+    return round(size * (context - 1) / 2)
+
+
+def crop_square(image: np.ndarray, box: np.ndarray, size: int, margin: float, pad: int = 0) -> np.ndarray:
+    """The ``size x size`` crop around one xyxy ``box`` of an RGB page (see the module docstring), with
+    ``pad`` more pixels of the page, at the same scale, on each side.
 
     Shrinking samples at twice the output resolution and averages 2 x 2, an anti-aliased resample.
     """
     x0, y0, x1, _ = crop_squares(box, margin)[0].tolist()
     side = x1 - x0
-    out = size * 2 if side > size else size
-    scale = side / out
+    factor = 2 if side > size else 1
+    scale = side / (size * factor)
+    x0, y0, out = x0 - pad * factor * scale, y0 - pad * factor * scale, (size + 2 * pad) * factor
     # Output pixel centre u + 0.5 samples the page at x0 + (u + 0.5) * scale (pixel centres at k + 0.5).
+    crop = _warp(image, scale, x0, y0, out)
+    return cv2.resize(crop, (size + 2 * pad,) * 2, interpolation=cv2.INTER_AREA) if factor > 1 else crop
+
+
+def recrop(crop: np.ndarray, square: np.ndarray, size: int) -> np.ndarray:
+    """The ``size x size`` resample of the xyxy ``square`` (pixels of ``crop``) of a crop with context;
+    beyond ``crop`` its edge repeats."""
+    x0, y0, x1, _ = np.asarray(square, np.float64).tolist()
+    return _warp(crop, (x1 - x0) / size, x0, y0, size)
+
+
+def _warp(image: np.ndarray, scale: float, x0: float, y0: float, out: int) -> np.ndarray:
+    """``out x out`` pixels of ``image``, output pixel ``u`` sampling ``x0 + (u + 0.5) * scale`` (bilinear)."""
     matrix = np.array([[scale, 0, x0 + 0.5 * scale - 0.5], [0, scale, y0 + 0.5 * scale - 0.5]], np.float64)
-    crop = cv2.warpAffine(image, matrix, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+    return cv2.warpAffine(image, matrix, (out, out), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=cv2.BORDER_REPLICATE)
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA) if out != size else crop
 
 
 def unk_boxes(image: np.ndarray, boxes: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -108,13 +135,15 @@ def _cut_page(args: tuple[Page, CropSpec]) -> tuple[np.ndarray, list[str], np.nd
         seed = int.from_bytes(hashlib.sha1(page.image_id.encode()).digest()[:8], "little")
         extra = unk_boxes(image, page.boxes, spec.unk_per_page, np.random.default_rng(seed))
         boxes, codes = np.concatenate([boxes, extra]), codes + [UNK] * len(extra)
-    crops = np.stack([crop_square(image, b, spec.size, spec.margin) for b in boxes]) if len(boxes) else \
-        np.zeros((0, spec.size, spec.size, 3), np.uint8)
+    pad = context_pad(spec.size, spec.context)
+    crops = np.stack([crop_square(image, b, spec.size, spec.margin, pad) for b in boxes]) if len(boxes) else \
+        np.zeros((0, spec.size + 2 * pad, spec.size + 2 * pad, 3), np.uint8)
     return crops, codes, boxes
 
 
 class CropCache:
-    """A built cache: ``crops`` (memory-mapped ``N x S x S x 3`` uint8) and its index arrays.
+    """A built cache: ``crops`` (memory-mapped ``N x S' x S' x 3`` uint8, ``S' = size + 2 * pad``) and its
+    index arrays.
 
     ``image_ids[page[i]]`` is the page of crop ``i``, ``codes[i]`` its code point (or ``unk``),
     ``boxes[i]`` its xyxy box in original-scan pixels; crops of a page are contiguous, labelled
@@ -131,6 +160,7 @@ class CropCache:
         self.codes = index["codes"]
         self.boxes = index["boxes"]
         self.size = int(index["size"])
+        self.pad = int(index["pad"]) if "pad" in index else 0  # caches cut before context existed have none
         self._crops: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -142,12 +172,29 @@ class CropCache:
     @property
     def crops(self) -> np.ndarray:
         if self._crops is None:
-            self._crops = np.memmap(self.directory / "crops.u8", np.uint8, "r", shape=(len(self), self.size, self.size, 3))
+            side = self.size + 2 * self.pad
+            self._crops = np.memmap(self.directory / "crops.u8", np.uint8, "r", shape=(len(self), side, side, 3))
         return self._crops
+
+    def recut(self, row: int, box: np.ndarray, margin: float) -> np.ndarray:
+        """Crop ``row`` (``S x S x 3``) cut around xyxy ``box`` (original-scan pixels, near the crop's own
+        box) instead of its own box, from its context; ``margin`` is the cache's."""
+        own = crop_squares(self.boxes[row], margin)[0]
+        scale = (own[2] - own[0]) / self.size  # page pixels per crop pixel
+        origin = np.tile(own[:2] - self.pad * scale, 2)
+        return recrop(self.crops[row], (crop_squares(box, margin)[0] - origin) / scale, self.size)
+
+    def exact(self, index: int | slice) -> np.ndarray:
+        """Crops ``index`` (``S x S x 3``, or ``N x S x S x 3`` for a slice) without their context."""
+        crops = self.crops[index]
+        return np.asarray(crops[..., self.pad:self.pad + self.size, self.pad:self.pad + self.size, :])
 
     @staticmethod
     def key(pages: list[Page], spec: CropSpec) -> str:
-        digest = hashlib.sha1(json.dumps({"version": CropCache.VERSION, **asdict(spec)}).encode())
+        settings = asdict(spec)
+        if spec.context == 1:  # caches cut before context existed keep their key
+            del settings["context"]
+        digest = hashlib.sha1(json.dumps({"version": CropCache.VERSION, **settings}).encode())
         for page in pages:
             digest.update(f"{page.image_id}|{Path(page.image_path).resolve()}|{' '.join(page.codes)}|".encode())
             digest.update(np.ascontiguousarray(page.boxes, np.float32).tobytes())
@@ -174,6 +221,7 @@ class CropCache:
             results = map_in_processes(_cut_page, jobs, workers)
             failed = _write(results, pages, out, image_ids, page_index, codes, boxes)
         np.savez(partial / "index.npz", image_ids=np.array(image_ids, dtype=str), size=spec.size,
+                 pad=context_pad(spec.size, spec.context),
                  page=np.concatenate(page_index or [np.zeros(0, np.int64)]), codes=np.array(codes, dtype=str),
                  boxes=np.concatenate(boxes or [np.zeros((0, 4), np.float32)]).astype(np.float32))
         if failed:
