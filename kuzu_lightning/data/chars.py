@@ -21,7 +21,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from kuzu_lightning.data.box_jitter import BoxJitter
-from kuzu_lightning.data.crop_cache import CropCache, CropSpec
+from kuzu_lightning.data.crop_cache import DETECTED, CropCache, CropSpec
+from kuzu_lightning.data.detected_boxes import read_detected_boxes
 from kuzu_lightning.data.draws import ResumableDataModule, seeded
 from kuzu_lightning.data.kaggle import Page, load_train_split
 from kuzu_lightning.data.loaders import evaluation_options, worker_options
@@ -73,12 +74,15 @@ class CharCropDataset(Dataset):
 
 
 class CharsByPageDataset(Dataset):
-    """All crops of one page per item, labelled ones in their listed order (see the module docstring)."""
+    """All crops of one page per item, labelled ones in their listed order, without its detections (see the
+    module docstring)."""
 
     def __init__(self, cache: CropCache, pages: np.ndarray, labels: np.ndarray):
         self.cache, self.pages, self.labels = cache, pages, labels
         starts = np.searchsorted(cache.page, np.arange(len(cache.image_ids) + 1))
-        self.spans = [(starts[p], starts[p + 1]) for p in pages]
+        # a page's detections come last; they are training crops, not the page's characters
+        self.spans = [(starts[p], starts[p] + int((cache.kind[starts[p]:starts[p + 1]] != DETECTED).sum()))
+                      for p in pages]
 
     def __len__(self) -> int:
         return len(self.pages)
@@ -134,6 +138,12 @@ class CharDataModule(ResumableDataModule):
             (``centre_dx`` and ``centre_dx_mean``, ... ``log_height_mean``): each training crop is cut
             around its box moved by a draw of them (:class:`~kuzu_lightning.data.box_jitter.BoxJitter`),
             from a cache kept with :data:`JITTER_CONTEXT` times the context; validation stays on true boxes.
+            For when no detected boxes exist.
+        detected_boxes: a detected-boxes CSV of the training pages (:mod:`~kuzu_lightning.data.detected_boxes`,
+            written by ``python -m kuzu_lightning.out_of_fold``): their crops train too, each labelled by the
+            true box it matches at IoU 0.5 or more, else ``unk`` (which it adds to the vocabulary).
+        detected_share: the share of training draws that are detected-box crops (the rest: true boxes and
+            ``unk_per_page`` crops, in their natural proportion); class balance applies within each part.
         cache_dir: where crop caches live (default ``data_dir/cache``).
         synthetic_pages: if > 0 and ``data_dir`` has no ``train.csv``, generate that many synthetic pages there.
         seed: seed of the synthetic data.
@@ -145,15 +155,20 @@ class CharDataModule(ResumableDataModule):
                  val_pages_per_batch: int = 4, num_workers: int = 4, n_folds: int = 5, fold: int = 0,
                  val_books: list[str] | None = None, class_balance: float = 0.0, min_count: int = 0,
                  unk_per_page: int = 0, augment: bool = True, cache_dir: str | None = None, synthetic_pages: int = 0,
-                 seed: int = 0, max_pixels: int | None = None, box_jitter: dict[str, float] | None = None):
+                 seed: int = 0, max_pixels: int | None = None, box_jitter: dict[str, float] | None = None,
+                 detected_boxes: str | None = None, detected_share: float = 0.5):
         super().__init__()
         self.save_hyperparameters()
         # Paths recorded as text, so that checkpoints load with weights_only=True.
-        self.hparams.update(data_dir=str(data_dir), cache_dir=str(cache_dir) if cache_dir else None)
+        self.hparams.update(data_dir=str(data_dir), cache_dir=str(cache_dir) if cache_dir else None,
+                            detected_boxes=str(detected_boxes) if detected_boxes else None)
+        if not 0 <= detected_share <= 1:
+            raise ValueError(f"detected_share must be between 0 and 1, not {detected_share}")
         self.data_dir = Path(data_dir)
         if synthetic_pages > 0:
             ensure_dataset(self.data_dir, pages=synthetic_pages, seed=seed)
-        self.vocabulary = Vocabulary.from_csv(self.data_dir / "unicode_translation.csv", unk=unk_per_page > 0)
+        self.vocabulary = Vocabulary.from_csv(self.data_dir / "unicode_translation.csv",
+                                              unk=unk_per_page > 0 or bool(detected_boxes))
         self.jitter = BoxJitter.from_budget(box_jitter) if box_jitter else None
         self.spec = CropSpec(input_size, margin, unk_per_page, max_pixels, JITTER_CONTEXT if self.jitter else 1.0)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
@@ -171,7 +186,13 @@ class CharDataModule(ResumableDataModule):
 
     def _cache(self, train_pages: list[Page], val_pages: list[Page]) -> CropCache:
         pages = sorted(train_pages + val_pages, key=lambda page: page.row)  # as train.csv lists them
-        return CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers)
+        detected = None
+        if self.hparams.detected_boxes:
+            found = read_detected_boxes(self.hparams.detected_boxes)
+            detected = {page.image_id: found[page.image_id] for page in train_pages if page.image_id in found}
+            log.info("%s: detections of %d of the %d training pages", self.hparams.detected_boxes, len(detected),
+                     len(train_pages))
+        return CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers, detected)
 
     def prepare_data(self) -> None:
         self._cache(*self._split())
@@ -199,6 +220,11 @@ class CharDataModule(ResumableDataModule):
         if self.hparams.class_balance or self.hparams.min_count:
             weights, length = sampling_weights(self.labels[self.train_rows], self.hparams.class_balance,
                                                self.hparams.min_count)
+        detected = self.cache.kind[self.train_rows] == DETECTED
+        if detected.any() and not detected.all():
+            weights = np.ones(len(detected)) if weights is None else weights
+            share = self.hparams.detected_share
+            weights = np.where(detected, share / weights[detected].sum(), (1 - share) / weights[~detected].sum()) * weights
         draws = self.training_draws(len(dataset), weights, length)
         return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=draws, drop_last=True,
                           **worker_options(self.hparams.num_workers))

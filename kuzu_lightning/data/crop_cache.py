@@ -18,6 +18,9 @@ With ``unk_per_page > 0`` each page also gives that many "not a character" crops
 show-through), half anywhere, none centred inside a labelled box, sized like the page's
 characters.
 
+With detected boxes (:mod:`~kuzu_lightning.data.detected_boxes`), a page also gives the crops of its
+detections, labelled by the true box each matches (IoU 0.5 or more), else ``unk``.
+
 A cache is keyed by the pages' labels, their images' resolved paths and the crop settings; delete its
 folder to rebuild it. A build runs in a temporary folder renamed into place at the end; what an
 interrupted build left is deleted by the next one.
@@ -36,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kuzu_lightning.data.detected_boxes import label_detections
 from kuzu_lightning.data.images import PageDecodeError, decode_page
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.data.loaders import map_in_processes, partial_name, remove_abandoned_partials
@@ -43,6 +47,9 @@ from kuzu_lightning.data.vocabulary import UNK
 from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE, crop_squares
 
 log = logging.getLogger(__name__)
+
+TRUE_BOX, UNK_SAMPLE, DETECTED = 0, 1, 2
+"""What a crop's box is: a labelled character's, a drawn "not a character" box, a detection of the page."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +130,10 @@ def unk_boxes(image: np.ndarray, boxes: np.ndarray, count: int, rng: np.random.G
     return np.asarray(found, np.float32).reshape(-1, 4)
 
 
-def _cut_page(args: tuple[Page, CropSpec]) -> tuple[np.ndarray, list[str], np.ndarray] | str:
-    """All crops of one page: ``(crops, codes, boxes)``, or the error text when it fails to decode."""
-    page, spec = args
+def _cut_page(args: tuple[Page, CropSpec, np.ndarray]) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray] | str:
+    """All crops of one page and its ``detected`` boxes: ``(crops, codes, boxes, kinds)``, or the error text
+    when it fails to decode."""
+    page, spec, detected = args
     try:
         image = decode_page(page.image_path, max_pixels=spec.max_pixels)
     except PageDecodeError as error:
@@ -135,10 +143,14 @@ def _cut_page(args: tuple[Page, CropSpec]) -> tuple[np.ndarray, list[str], np.nd
         seed = int.from_bytes(hashlib.sha1(page.image_id.encode()).digest()[:8], "little")
         extra = unk_boxes(image, page.boxes, spec.unk_per_page, np.random.default_rng(seed))
         boxes, codes = np.concatenate([boxes, extra]), codes + [UNK] * len(extra)
+    kinds = np.repeat(np.array([TRUE_BOX, UNK_SAMPLE, DETECTED], np.uint8),
+                      [len(page), len(boxes) - len(page), len(detected)])
+    boxes = np.concatenate([boxes, detected]).astype(np.float32)
+    codes += label_detections(detected, page.boxes, page.codes)
     pad = context_pad(spec.size, spec.context)
     crops = np.stack([crop_square(image, b, spec.size, spec.margin, pad) for b in boxes]) if len(boxes) else \
         np.zeros((0, spec.size + 2 * pad, spec.size + 2 * pad, 3), np.uint8)
-    return crops, codes, boxes
+    return crops, codes, boxes, kinds
 
 
 class CropCache:
@@ -146,8 +158,9 @@ class CropCache:
     index arrays.
 
     ``image_ids[page[i]]`` is the page of crop ``i``, ``codes[i]`` its code point (or ``unk``),
-    ``boxes[i]`` its xyxy box in original-scan pixels; crops of a page are contiguous, labelled
-    ones first in their listed order.
+    ``boxes[i]`` its xyxy box in original-scan pixels, ``kind[i]`` what the box is (:data:`TRUE_BOX`,
+    :data:`UNK_SAMPLE`, :data:`DETECTED`); crops of a page are contiguous, in that order of kinds,
+    the labelled ones in their listed order.
     """
 
     VERSION = 1
@@ -161,6 +174,7 @@ class CropCache:
         self.boxes = index["boxes"]
         self.size = int(index["size"])
         self.pad = int(index["pad"]) if "pad" in index else 0  # caches cut before context existed have none
+        self.kind = index["kind"] if "kind" in index else np.where(self.codes == UNK, UNK_SAMPLE, TRUE_BOX)
         self._crops: np.ndarray | None = None
 
     def __len__(self) -> int:
@@ -190,40 +204,46 @@ class CropCache:
         return np.asarray(crops[..., self.pad:self.pad + self.size, self.pad:self.pad + self.size, :])
 
     @staticmethod
-    def key(pages: list[Page], spec: CropSpec) -> str:
+    def key(pages: list[Page], spec: CropSpec, detected: list[np.ndarray]) -> str:
         settings = asdict(spec)
         if spec.context == 1:  # caches cut before context existed keep their key
             del settings["context"]
         digest = hashlib.sha1(json.dumps({"version": CropCache.VERSION, **settings}).encode())
-        for page in pages:
+        for page, found in zip(pages, detected):
             digest.update(f"{page.image_id}|{Path(page.image_path).resolve()}|{' '.join(page.codes)}|".encode())
             digest.update(np.ascontiguousarray(page.boxes, np.float32).tobytes())
+            if len(found):  # caches cut before detected boxes existed keep their key
+                digest.update(b"detected" + np.ascontiguousarray(found, np.float32).tobytes())
         return digest.hexdigest()[:16]
 
     @classmethod
-    def ensure(cls, pages: list[Page], spec: CropSpec, root: str | Path, workers: int = 0) -> CropCache:
-        """The cache of ``pages`` under ``root``, built first (by ``workers`` processes) if absent."""
-        directory = Path(root) / f"crops-{spec.size}px-{cls.key(pages, spec)}"
+    def ensure(cls, pages: list[Page], spec: CropSpec, root: str | Path, workers: int = 0,
+               detected: dict[str, np.ndarray] | None = None) -> CropCache:
+        """The cache of ``pages`` under ``root``, built first (by ``workers`` processes) if absent; with
+        ``detected`` (``image_id -> N x 4`` xyxy boxes, original-scan pixels), their crops too."""
+        found = [np.asarray((detected or {}).get(page.image_id, np.zeros((0, 4))), np.float32) for page in pages]
+        directory = Path(root) / f"crops-{spec.size}px-{cls.key(pages, spec, found)}"
         remove_abandoned_partials(directory.parent)
         if not (directory / "index.npz").is_file():
-            cls._build(pages, spec, directory, workers)
+            cls._build(pages, spec, found, directory, workers)
         return cls(directory)
 
     @staticmethod
-    def _build(pages: list[Page], spec: CropSpec, directory: Path, workers: int) -> None:
+    def _build(pages: list[Page], spec: CropSpec, detected: list[np.ndarray], directory: Path, workers: int) -> None:
         log.info("cutting character crops of %d pages into %s", len(pages), directory)
         partial = directory.with_name(partial_name(directory.name))
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
-        image_ids, page_index, codes, boxes, failed = [], [], [], [], 0
-        jobs = [(page, spec) for page in pages]
+        image_ids, page_index, codes, boxes, kinds = [], [], [], [], []
+        jobs = [(page, spec, found) for page, found in zip(pages, detected)]
         with open(partial / "crops.u8", "wb") as out:
             results = map_in_processes(_cut_page, jobs, workers)
-            failed = _write(results, pages, out, image_ids, page_index, codes, boxes)
+            failed = _write(results, pages, out, image_ids, page_index, codes, boxes, kinds)
         np.savez(partial / "index.npz", image_ids=np.array(image_ids, dtype=str), size=spec.size,
                  pad=context_pad(spec.size, spec.context),
                  page=np.concatenate(page_index or [np.zeros(0, np.int64)]), codes=np.array(codes, dtype=str),
-                 boxes=np.concatenate(boxes or [np.zeros((0, 4), np.float32)]).astype(np.float32))
+                 boxes=np.concatenate(boxes or [np.zeros((0, 4), np.float32)]).astype(np.float32),
+                 kind=np.concatenate(kinds or [np.zeros(0, np.uint8)]))
         if failed:
             log.error("%d of %d page(s) failed to decode and were skipped (named above)", failed, len(pages))
         try:
@@ -232,17 +252,18 @@ class CropCache:
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def _write(results, pages, out, image_ids, page_index, codes, boxes) -> int:
+def _write(results, pages, out, image_ids, page_index, codes, boxes, kinds) -> int:
     failed = 0
     for page, result in zip(pages, results):
         if isinstance(result, str):
             log.error("skipped page %s: %s", page.image_id, result)
             failed += 1
             continue
-        crops, page_codes, page_boxes = result
+        crops, page_codes, page_boxes, page_kinds = result
         out.write(np.ascontiguousarray(crops).tobytes())
         page_index.append(np.full(len(page_codes), len(image_ids), np.int64))
         image_ids.append(page.image_id)
         codes.extend(page_codes)
         boxes.append(page_boxes)
+        kinds.append(page_kinds)
     return failed
