@@ -90,12 +90,16 @@ def test_custom_vocabulary_and_the_command_line(tmp_path, capsys):
     assert len(load_test_ids(tmp_path / "kana")) == 1
 
 
-def test_ensure_dataset_generates_only_into_a_folder_without_train_csv(tmp_path, synthetic_dir):
+def test_ensure_dataset_generates_only_into_a_folder_without_train_csv(tmp_path, synthetic_dir, caplog):
     made = ensure_dataset(tmp_path / "new", pages=2, test_pages=1, height=400)
     assert len(read_labels_csv(made / "train.csv")) == 2
     before = (synthetic_dir / "train.csv").stat().st_mtime_ns
     assert ensure_dataset(synthetic_dir, pages=2) == synthetic_dir
     assert (synthetic_dir / "train.csv").stat().st_mtime_ns == before
+    assert "holds 9 train pages, not the 2 asked for; they are used as they are" in caplog.text
+    caplog.clear()
+    ensure_dataset(made, pages=2)
+    assert "asked for" not in caplog.text
 
 
 @pytest.mark.parametrize("font", STYLES)

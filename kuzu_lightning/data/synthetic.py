@@ -369,11 +369,18 @@ def generate(
 
 
 def ensure_dataset(data_dir: str | Path, **kwargs) -> Path:
-    """Generate the synthetic dataset into ``data_dir`` unless it already holds a ``train.csv``."""
+    """Generate the synthetic dataset into ``data_dir`` unless it already holds a ``train.csv`` (a warning says
+    when that one holds another number of ``pages`` than asked for: it is used as it is)."""
     data_dir = Path(data_dir)
     if not (data_dir / "train.csv").is_file():
         log.info("generating a synthetic dataset in %s", data_dir)
         generate(data_dir, **kwargs)
+    elif "pages" in kwargs:
+        with open(data_dir / "train.csv", encoding="utf-8") as rows:
+            held = sum(1 for _ in rows) - 1
+        if held != kwargs["pages"]:
+            log.warning("%s holds %d train pages, not the %d asked for; they are used as they are (delete the "
+                        "folder to generate %d)", data_dir, held, kwargs["pages"], kwargs["pages"])
     return data_dir
 
 
