@@ -14,6 +14,7 @@ original-scan pixels), ``page`` (index of each crop's page within the batch), ``
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -187,12 +188,19 @@ class CharDataModule(ResumableDataModule):
     def _cache(self, train_pages: list[Page], val_pages: list[Page]) -> CropCache:
         pages = sorted(train_pages + val_pages, key=lambda page: page.row)  # as train.csv lists them
         detected = None
-        if self.hparams.detected_boxes:
-            found = read_detected_boxes(self.hparams.detected_boxes)
-            detected = {page.image_id: found[page.image_id] for page in train_pages if page.image_id in found}
-            log.info("%s: detections of %d of the %d training pages", self.hparams.detected_boxes, len(detected),
-                     len(train_pages))
+        if self.detections is not None:
+            detected = {page.image_id: self.detections[page.image_id] for page in train_pages
+                        if page.image_id in self.detections}
         return CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers, detected)
+
+    @cached_property
+    def detections(self) -> dict[str, np.ndarray] | None:
+        """The ``detected_boxes`` file's boxes by page (read once), or None without one."""
+        if not self.hparams.detected_boxes:
+            return None
+        found = read_detected_boxes(self.hparams.detected_boxes)
+        log.info("%s: detections of %d page(s)", self.hparams.detected_boxes, len(found))
+        return found
 
     def prepare_data(self) -> None:
         self._cache(*self._split())

@@ -10,8 +10,8 @@ Kaggle train set), with an index of page, code point, box (xyxy, original-scan p
 With ``context > 1`` (training with :class:`~kuzu_lightning.data.box_jitter.BoxJitter`) each crop is
 kept with more of the page around it: the crop square widened ``context`` times about its centre,
 at the same scale, ``size + 2 * pad`` px (:func:`context_pad`). Its centre ``size x size`` pixels are
-the crop without context, exactly (:meth:`CropCache.exact`); a box placed off the true one is cut
-from the rest (:func:`recrop`).
+the crop without context, to rounding (one grey level; :meth:`CropCache.exact`); a box placed off the
+true one is cut from the rest (:func:`recrop`).
 
 With ``unk_per_page > 0`` each page also gives that many "not a character" crops (code
 :data:`~kuzu_lightning.data.vocabulary.UNK`): half on unlabeled ink (side glosses, seals, pictures,
