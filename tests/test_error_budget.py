@@ -32,6 +32,7 @@ def test_matched_and_unmatched_detections_and_the_unk_class():
     result = budget.compute()
     assert result["true_box_top1"] == pytest.approx(2 / 3)
     assert (result["matched_share"], result["matched_top1"]) == (0.5, 0.5)
+    assert result["matched_true_top1"] == 1.0  # both matched characters are read right from their true boxes
     assert (result["unk_precision"], result["unk_recall"]) == (1.0, 0.5)
     assert result["median_iou"] == pytest.approx(8 / 12)  # torch's median of two is the lower
     assert result["centre_dy_mean"] == pytest.approx(0.1) and result["centre_dx_mean"] == 0
@@ -43,7 +44,28 @@ def test_a_classifier_without_unk_a_page_without_detections_and_reset():
     budget.update(torch.zeros(0, 4), torch.zeros(0, 4), TRUE_BOXES, torch.tensor([0, 1, -1]), one_hot([0, 1, 1]))
     result = budget.compute()
     assert result["true_box_top1"] == pytest.approx(2 / 3)  # an unknown code point is a miss
-    assert all(math.isnan(result[key]) for key in ("matched_top1", "matched_share", "unk_precision", "unk_recall",
-                                                   "median_iou", "centre_dx"))
+    assert all(math.isnan(result[key]) for key in ("matched_top1", "matched_true_top1", "matched_share", "hit_share",
+                                                   "hit_top1", "unk_precision", "unk_recall", "median_iou",
+                                                   "hit_median_iou", "centre_dx"))
     budget.reset()
     assert math.isnan(budget.compute()["true_box_top1"])
+
+
+def test_hits_are_detections_whose_centre_is_inside_a_true_box_however_loose():
+    budget = ErrorBudget()
+    detections = torch.tensor([[0, 0, 10, 4],  # the top 40% of the first box: IoU 0.4, not matched, but a hit
+                               [-10, 15, 20, 45]], dtype=torch.float)  # centre (5, 30) on the second box's edge: no hit
+    budget.update(detections, one_hot([0, 1]), TRUE_BOXES, TRUE_LABELS, one_hot([0, 1, 2]))
+    result = budget.compute()
+    assert (result["matched_share"], result["hit_share"], result["hit_top1"]) == (0.0, 0.5, 1.0)
+    assert result["hit_median_iou"] == pytest.approx(0.4)
+    # the box errors are the hits': its centre is 0.3 box heights above its truth's, its height 0.4 of it
+    assert result["centre_dy_mean"] == pytest.approx(-0.3) and result["log_height_mean"] == pytest.approx(math.log(0.4))
+    assert result["centre_dx_mean"] == 0 and result["log_width_mean"] == 0
+
+    budget.reset()
+    overlapping = torch.tensor([[0, 0, 10, 10], [4, 0, 14, 10]], dtype=torch.float)
+    budget.update(torch.tensor([[3.0, 0, 13, 10]]), one_hot([1]), overlapping, torch.tensor([0, 1]), one_hot([0, 1]))
+    result = budget.compute()
+    # its centre (8, 5) is inside both boxes; its truth is the one it overlaps most (IoU 9/11, not 7/13)
+    assert result["hit_top1"] == 1.0 and result["hit_median_iou"] == pytest.approx(9 / 11)
