@@ -100,7 +100,7 @@ class Recognizer(L.LightningModule):
                  char_crop_margin: float | None = None,
                  classify_batch_size: int = 256,
                  threshold_grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-                 confidence_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)):
+                 confidence_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
         super().__init__()
         if max_characters > MAX_PREDICTIONS_PER_PAGE:
             raise ValueError(f"max_characters={max_characters} is above the {MAX_PREDICTIONS_PER_PAGE} "
