@@ -24,12 +24,12 @@ probabilities for crops cut around the **true** boxes. Detections are related to
 - ``unk_precision``, ``unk_recall``: of the detections labelled ``unk``, the share that are unmatched;
   of the unmatched detections, the share labelled ``unk`` (NaN without an ``unk`` class or such detections);
 - ``median_iou``, ``hit_median_iou``: the median IoU of the matched detections and of the hits with their truth;
-- ``centre_dx``, ``centre_dy``, ``log_width``, ``log_height``: the standard deviations of the hits'
-  errors relative to their true box: centre offset in box widths and heights, and the log of the
-  width and height ratios (their means are ``*_mean``): the distribution of the detector's box
-  errors over the detections the F1 counts, which a box jitter for the classifier's training
-  should follow. (Over the matched detections only, the spread is about half as wide: IoU 0.5
-  leaves out the loose boxes the classifier reads worst.)
+- ``centre_dx``, ``centre_dy``, ``log_width``, ``log_height``: the standard deviations of the matched
+  detections' errors relative to their true box: centre offset in box widths and heights, and the
+  log of the width and height ratios (their means are ``*_mean``): the distribution of the detector's
+  box errors, which a box jitter for the classifier's training should follow. (The hits' errors
+  spread about twice as wide; a jitter that wide left the demo's classifier reading worse after its
+  8 epochs, see the README.)
 
 Count states are sums and the per-detection figures are concatenated, so the figures are right under DDP.
 """
@@ -116,7 +116,7 @@ class ErrorBudget(Metric):
         self.hits_correct += int((predicted[hit] == true_labels[truth]).sum())
         self.ious.append(best_iou[matched])
         self.hit_ious.append(iou[hit, truth])
-        self.errors.append(box_errors(boxes[hit], true_boxes[truth]))
+        self.errors.append(box_errors(boxes[matched], true_boxes[best[matched]]))
 
     def compute(self) -> dict[str, float]:
         def share(part, whole) -> float:

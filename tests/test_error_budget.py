@@ -59,9 +59,7 @@ def test_hits_are_detections_whose_centre_is_inside_a_true_box_however_loose():
     result = budget.compute()
     assert (result["matched_share"], result["hit_share"], result["hit_top1"]) == (0.0, 0.5, 1.0)
     assert result["hit_median_iou"] == pytest.approx(0.4)
-    # the box errors are the hits': its centre is 0.3 box heights above its truth's, its height 0.4 of it
-    assert result["centre_dy_mean"] == pytest.approx(-0.3) and result["log_height_mean"] == pytest.approx(math.log(0.4))
-    assert result["centre_dx_mean"] == 0 and result["log_width_mean"] == 0
+    assert math.isnan(result["centre_dy_mean"])  # the box errors are the matched detections'
 
     budget.reset()
     overlapping = torch.tensor([[0, 0, 10, 10], [4, 0, 14, 10]], dtype=torch.float)

@@ -272,7 +272,8 @@ def test_validate_prints_the_error_budget_and_writes_the_best_thresholds_predict
     validated = RecognizeCLI(args=["validate", *args, "--thresholds_out", str(thresholds)])
     metrics = validated.trainer.callback_metrics
     printed = capsys.readouterr().out
-    for name in ("true_box_top1", "matched_top1", "matched_true_top1", "matched_share", "median_iou", "centre_dx", "log_height"):
+    for name in ("true_box_top1", "matched_top1", "matched_true_top1", "matched_share", "hit_share", "hit_top1",
+                 "median_iou", "centre_dx", "log_height"):
         assert f"val/budget/{name}" in printed
     assert 0 <= float(metrics["val/budget/true_box_top1"]) <= 1 and 0 <= float(metrics["val/budget/median_iou"]) <= 1
     # the configured pair (the detector's 0.3, no confidence floor) is on the grid: the grid's best is at least as good
