@@ -43,6 +43,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 from torchvision.ops import box_iou
 
+from kuzu_lightning.geometry import box_centres
+
 MATCH_IOU = 0.5
 """IoU at which a detection takes a true box's code point (the second-place solution's rule)."""
 
@@ -64,7 +66,7 @@ def centre_hits(boxes: torch.Tensor, true_boxes: torch.Tensor, iou: torch.Tensor
     """The hits among xyxy ``boxes`` ``N x 4``: detections whose centre lies strictly inside one of ``true_boxes``
     ``M x 4`` (the competition's rule); ``(N,)`` mask and, for each hit, the index of its truth: of the true boxes
     holding its centre, the one with the highest ``iou`` (``N x M``)."""
-    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    centres = box_centres(boxes)
     inside = ((true_boxes[:, :2] < centres[:, None]) & (centres[:, None] < true_boxes[:, 2:])).all(2)
     hit = inside.any(1)
     if not hit.any():
