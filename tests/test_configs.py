@@ -9,7 +9,7 @@ from kuzu_lightning.cli import CONFIGS, RecognizeCLI, TrainCLI, recipe
 
 COMMANDS = [(TrainCLI, "fit", "detector"), (TrainCLI, "fit", "classifier"), (RecognizeCLI, "predict", "predict"),
             (RecognizeCLI, "validate", "predict")]
-SYNTHETIC = ("detector", "classifier")  # the models with a synthetic pre-training recipe
+SYNTHETIC = ("detector", "classifier", "predict")  # the recipes of synthetic pre-training and its reading
 
 
 def printed_config(cli_class, subcommand: str, args: list[str], capsys) -> dict:
@@ -35,7 +35,7 @@ def test_each_shipped_recipe_parses_with_the_base_configs_under_it(cli_class, su
         assert config["last_checkpoint"]["every_n_train_steps"] > 0
 
 
-@pytest.mark.parametrize("model", SYNTHETIC)
+@pytest.mark.parametrize("model", SYNTHETIC[:2])
 def test_the_synthetic_pre_training_recipes_are_the_demo_models_on_more_pages_for_longer(model, capsys):
     demo = printed_config(TrainCLI, "fit", recipe(model, demo=True), capsys)
     synthetic = printed_config(TrainCLI, "fit", recipe(model, synthetic=True), capsys)
@@ -46,6 +46,19 @@ def test_the_synthetic_pre_training_recipes_are_the_demo_models_on_more_pages_fo
     assert pages > 3 * demo_pages  # pages seen in training
     assert synthetic["trainer"]["default_root_dir"] == f"outputs/synthetic/{model}"
     assert synthetic["trainer"]["accelerator"] == "cpu"
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "predict"])
+def test_the_synthetic_models_read_the_pages_of_their_own_data_set(subcommand, capsys):
+    trained = printed_config(TrainCLI, "fit", recipe("classifier", synthetic=True), capsys)
+    config = printed_config(RecognizeCLI, subcommand, recipe("predict", synthetic=True), capsys)
+    for key in ("data_dir", "synthetic_pages"):  # the same pages, so the detector's split finds its validation books
+        assert config["data"]["init_args"][key] == trained["data"]["init_args"][key]
+    assert config["model"]["init_args"]["detector_ckpt"].startswith("outputs/synthetic/detector/")
+    assert config["model"]["init_args"]["classifier_ckpt"].startswith("outputs/synthetic/classifier/")
+    outputs = [config["trainer"]["default_root_dir"], config["output"], config["json_dir"], config["text_dir"],
+               config["pictures_dir"]]
+    assert all(path.startswith("outputs/synthetic/") for path in outputs)
 
 
 def test_every_file_in_configs_is_used_by_a_command():
