@@ -5,7 +5,8 @@ classifier with the real recipes and the demo's overrides (``configs/detector.ya
 ``configs/demo/base.yaml`` + ``configs/demo/detector.yaml``, and likewise the classifier; see
 :func:`~kuzu_lightning.cli.recipe`), validates both together on the validation books with
 ``configs/predict.yaml`` and its demo overrides (the error budget, and the detection threshold and
-confidence floor that read those books best, written to ``outputs/demo/recognizer/thresholds.yaml``),
+confidence floor that read those books best, written to ``thresholds.yaml`` in the recognizer's
+``trainer.default_root_dir``, ``outputs/demo/recognizer``),
 recognises the synthetic test pages with those thresholds and the two best checkpoints, and scores
 the submission against the test pages' answers, pages neither model has seen and no setting was
 chosen on. It prints where everything is; its last line is JSON: the end-to-end F1, precision and
@@ -23,13 +24,12 @@ from pathlib import Path
 
 import wandb
 
-from kuzu_lightning.cli import ProjectCLI, RecognizeCLI, TrainCLI, recipe
+from kuzu_lightning.cli import ProjectCLI, RecognizeCLI, TrainCLI, recipe, write_thresholds
 from kuzu_lightning.metrics import score_csv
 
 log = logging.getLogger(__name__)
 
 MODELS = ("detector", "classifier", "predict")
-THRESHOLDS = "outputs/demo/recognizer/thresholds.yaml"
 
 
 def run(cli_class: type[ProjectCLI], args: list[str]) -> ProjectCLI:
@@ -62,11 +62,12 @@ def main(argv: list[str] | None = None) -> dict:
     detector = train("detector", extra["detector"])
     classifier = train("classifier", extra["classifier"])
     models = ["--model.detector_ckpt", detector, "--model.classifier_ckpt", classifier]
-    validated = run(RecognizeCLI, ["validate", *recipe("predict", demo=True), *extra["predict"], *models,
-                                   "--thresholds_out", THRESHOLDS])
+    validated = run(RecognizeCLI, ["validate", *recipe("predict", demo=True), *extra["predict"], *models])
+    thresholds = Path(validated.trainer.default_root_dir) / "thresholds.yaml"
+    write_thresholds(thresholds, validated.model)
     budget = {key.removeprefix("val/budget/"): round(float(value), 4)
               for key, value in validated.trainer.callback_metrics.items() if key.startswith("val/budget/")}
-    cli = run(RecognizeCLI, ["predict", *recipe("predict", demo=True), *extra["predict"], "--config", THRESHOLDS,
+    cli = run(RecognizeCLI, ["predict", *recipe("predict", demo=True), *extra["predict"], "--config", str(thresholds),
                              *models])
     settings = cli.config["predict"]
     solution = Path(settings.data.init_args.data_dir) / "test_solution.csv"
@@ -75,13 +76,13 @@ def main(argv: list[str] | None = None) -> dict:
     result = {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"],
               "detection_f1": detection["f1"], "detection_threshold": cli.model.detection_threshold,
               "min_confidence": cli.model.hparams.min_confidence, "budget": budget,
-              "wall_s": round(time.perf_counter() - start, 1),
+              "wall_s": round(time.perf_counter() - start, 1), "thresholds": str(thresholds),
               "submission": str(settings.output), "text": str(settings.text_dir), "pictures": str(settings.pictures_dir)}
     print(f"\ndetector checkpoint:   {detector}\nclassifier checkpoint: {classifier}\n"
           f"submission:            {settings.output}\npages as JSON:         {settings.json_dir}\n"
           f"pages as text:         {settings.text_dir}\n"
           f"pictures:              {settings.pictures_dir}\n"
-          f"thresholds (chosen on the validation books): {THRESHOLDS}\n"
+          f"thresholds (chosen on the validation books): {thresholds}\n"
           f"end-to-end F1 on the {solution.parent.name} test pages: {scores['f1']:.3f} "
           f"(precision {scores['precision']:.3f}, recall {scores['recall']:.3f}; detection only {detection['f1']:.3f})")
     print(json.dumps(result))

@@ -48,7 +48,8 @@ def test_demo_trains_both_models_recognises_the_test_pages_and_scores_them(synth
     for command, runs in (("detector", 1), ("classifier", 1), ("recognizer", 2)):  # each its own W&B run, finished
         assert len(list((tmp_path / "outputs/demo" / command / "wandb").glob("offline-run-*"))) == runs
     # the thresholds predict used are the ones validate chose on the validation books
-    chosen = yaml.safe_load((tmp_path / demo.THRESHOLDS).read_text())["model"]["init_args"]
+    assert Path(result["thresholds"]) == Path("outputs/demo/recognizer/thresholds.yaml")  # beside the recognizer's runs
+    chosen = yaml.safe_load(Path(result["thresholds"]).read_text())["model"]["init_args"]
     assert chosen == {"detection_threshold": result["detection_threshold"], "min_confidence": result["min_confidence"]}
     assert 0 <= result["budget"]["true_box_top1"] <= 1
     assert wandb.run is None
