@@ -26,11 +26,12 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from kuzu_lightning.data.detected_boxes import write_detected_boxes
 from kuzu_lightning.data.kaggle import Page, load_train_pages
-from kuzu_lightning.data.pages import EVAL_LONGEST_SIDE, PageDataset, collate_whole_pages
+from kuzu_lightning.data.pages import EVAL_LONGEST_SIDE
 from kuzu_lightning.data.splits import book_split
 from kuzu_lightning.models.checkpoints import checkpoint_model, load_trained, trained_data_settings
 from kuzu_lightning.models.detector import CharDetector
@@ -71,24 +72,17 @@ def assign_readers(pages: list[Page], detectors: list[str], in_fold: bool = Fals
     return readers
 
 
-@torch.inference_mode()
 def detect_pages(path: str, pages: list[tuple[Page, bool]], threshold: float | None, device: str,
-                 workers: int) -> Iterator[tuple[str, torch.Tensor, torch.Tensor, bool]]:
+                 workers: int) -> Iterator[tuple[str, np.ndarray, np.ndarray, bool]]:
     """``(image_id, boxes, scores, out_of_fold)`` of ``pages`` read by the detector checkpoint at ``path``."""
     model, settings = load_trained(CharDetector, path)
     model.to(device)
     threshold = model.detection_threshold if threshold is None else threshold
     longest = settings.get("eval_longest_side") or EVAL_LONGEST_SIDE
     log.info("%s reads %d page(s) at %d px, detection threshold %.2f", path, len(pages), longest, threshold)
-    dataset = PageDataset([page for page, _ in pages], longest, settings.get("max_pixels"))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=1, collate_fn=collate_whole_pages, num_workers=workers)
-    for (page, out_of_fold), batch in zip(pages, loader):
-        if batch["images"][0] is None:  # logged by the dataset
-            continue
-        batch["images"] = [image.to(device) for image in batch["images"]]
-        found = model.detect(batch)[0]
-        kept = found["scores"] >= threshold
-        yield page.image_id, found["boxes"][kept].cpu().numpy(), found["scores"][kept].cpu().numpy(), out_of_fold
+    found = model.read_pages([page for page, _ in pages], longest, threshold, settings.get("max_pixels"), workers)
+    for (_, out_of_fold), (page, boxes, scores) in zip(pages, found):
+        yield page.image_id, boxes.cpu().numpy(), scores.cpu().numpy(), out_of_fold
 
 
 def main(argv: list[str] | None = None) -> int:

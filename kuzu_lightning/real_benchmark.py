@@ -73,15 +73,11 @@ def _page_batches(pages: Sequence[Page], longest_side: int, originals: bool = Fa
         yield collate_whole_pages([dataset[i]])
 
 
-@torch.inference_mode()
 def detector_submission(detector, longest_side: int, pages: Sequence[Page], threshold: float) -> pd.DataFrame:
     """The centres of a loaded ``CharDetector``'s boxes scoring ``threshold`` or more on each page resized to
     ``longest_side`` (the scale it was validated at)."""
-    rows = []
-    for batch in _page_batches(pages, longest_side):
-        found = detector.detect(batch)[0]
-        kept = found["boxes"][found["scores"] >= threshold]
-        rows.append(format_predictions([UNKNOWN_CODE] * len(kept), box_centres(kept).numpy().round()))
+    rows = [format_predictions([UNKNOWN_CODE] * len(boxes), box_centres(boxes.cpu()).numpy().round())
+            for _, boxes, _ in detector.read_pages(pages, longest_side, threshold)]
     return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
 
 

@@ -130,6 +130,22 @@ def test_predictions_are_in_original_scan_pixels(trained, tmp_path):
     torch.testing.assert_close(twice["scores"], once["scores"])
 
 
+def test_read_pages_keeps_the_order_the_threshold_and_an_unreadable_page(trained, tmp_path, caplog):
+    model = trained[0].model.eval()
+    scan = next(Path(trained[0].datamodule.data_dir, "test_images").glob("*.jpg"))
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    pages = [Page("broken", image_path=tmp_path / "broken.jpg"), Page("page", image_path=scan)]
+    read = list(model.read_pages(pages, 1120, threshold=0.5))
+    assert [page.image_id for page, _, _ in read] == ["broken", "page"]
+    assert len(read[0][1]) == len(read[0][2]) == 0 and "page broken could not be read" in caplog.text
+    with torch.inference_mode():
+        found = model.detect(collate_whole_pages([PageDataset([pages[1]], 1120)[0]]))[0]
+    kept = found["scores"] >= 0.5
+    assert 0 < kept.sum() < len(kept)
+    torch.testing.assert_close(read[1][1], found["boxes"][kept])
+    torch.testing.assert_close(read[1][2], found["scores"][kept])
+
+
 def test_checkpoint_reloads_with_weights_only_validates_and_predicts(trained, pages_dir, tmp_path):
     run, workdir = trained
     callback = run.trainer.checkpoint_callback

@@ -24,7 +24,7 @@ Hyper-parameters are plain values, so checkpoints load with ``weights_only=True`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import lightning as L
 import torch
@@ -36,6 +36,8 @@ from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _r
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from kuzu_lightning.data.kaggle import Page
+from kuzu_lightning.data.pages import PageDataset, collate_whole_pages
 from kuzu_lightning.geometry import to_original
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
 from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE
@@ -177,6 +179,22 @@ class CharDetector(L.LightningModule):
             page = found.get(i, empty)
             pages.append({"boxes": to_original(page["boxes"], batch["scales"][i]), "scores": page["scores"]})
         return pages
+
+    @torch.inference_mode()
+    def read_pages(self, pages: Sequence[Page], longest_side: int, threshold: float, max_pixels: int | None = None,
+                   workers: int = 0) -> Iterator[tuple[Page, torch.Tensor, torch.Tensor]]:
+        """``(page, boxes, scores)`` for each of ``pages``, in order, read resized to ``longest_side`` (the scale
+        the detector was validated at): its detections scoring ``threshold`` or more, best first, boxes xyxy in
+        original-scan pixels, on :attr:`device`. A page that fails to decode (logged by :class:`PageDataset`)
+        has none. ``workers`` processes decode the pages."""
+        dataset = PageDataset(list(pages), longest_side, max_pixels)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=1, collate_fn=collate_whole_pages,
+                                             num_workers=workers)
+        for page, batch in zip(pages, loader):
+            batch["images"] = [None if image is None else image.to(self.device) for image in batch["images"]]
+            found = self.detect(batch)[0]
+            kept = found["scores"] >= threshold
+            yield page, found["boxes"][kept], found["scores"][kept]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses = self.network(self._floats(batch["images"]), batch["targets"])
