@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -34,8 +35,13 @@ MODELS = ("detector", "classifier", "predict")
 
 def run(cli_class: type[ProjectCLI], args: list[str]) -> ProjectCLI:
     """``cli_class(args=args)``, its W&B run finished: Lightning leaves it open, and the next
-    command's logger would write into it."""
-    cli = cli_class(args=args)
+    command's logger would write into it. The CLI sees none of the demo's own command line (its
+    ``--overrides`` are already in ``args``; Lightning warns when it gets both)."""
+    command_line, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        cli = cli_class(args=args)
+    finally:
+        sys.argv = command_line
     wandb.finish()
     return cli
 

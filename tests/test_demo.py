@@ -1,6 +1,7 @@
 """The demo's whole flow, with the demo configs shrunk to a few steps on the small synthetic fixture."""
 
 import json
+import sys
 from pathlib import Path
 
 import wandb
@@ -35,11 +36,15 @@ def shrunk_configs(synthetic_dir: Path, folder: Path) -> Path:
 
 
 def test_demo_trains_both_models_recognises_the_test_pages_and_scores_them(synthetic_dir, tmp_path, monkeypatch,
-                                                                             capsys):
+                                                                             capsys, recwarn):
     monkeypatch.chdir(tmp_path)  # the configs write under outputs/demo
     monkeypatch.setenv("WANDB_MODE", "offline")
-    result = demo.main(["--overrides", str(shrunk_configs(synthetic_dir, tmp_path / "configs"))])
+    command_line = ["--overrides", str(shrunk_configs(synthetic_dir, tmp_path / "configs"))]
+    monkeypatch.setattr(sys, "argv", ["kuzu_lightning/demo.py", *command_line])  # as `python -m` gives it
+    result = demo.main(command_line)
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
+    assert sys.argv[1:] == command_line
+    assert not [w for w in recwarn if "args parameter" in str(w.message)]  # the CLIs did not see the demo's arguments
     assert 0 <= result["f1"] <= result["detection_f1"] <= 1
     ids = read_sample_submission(synthetic_dir / "sample_submission.csv")
     assert read_submission_csv(result["submission"])["image_id"].tolist() == ids
