@@ -1,8 +1,11 @@
-"""Recognise pages with a trained detector and classifier: a Kaggle submission, per-page JSON, pictures.
+"""Recognise pages with a trained detector and classifier from YAML configs: the LightningCLI behind ``kuzu predict``
+and ``kuzu validate recognizer``, for one's own config files. ``predict`` (the default) writes a Kaggle submission
+(``--csv``) and each page's files (``--out``, ``--formats``); ``validate`` scores the validation books.
 
-    python predict.py --config configs/predict.yaml --model.detector_ckpt D.ckpt --model.classifier_ckpt C.ckpt
-    python predict.py --config configs/predict.yaml --config configs/demo/base.yaml --config configs/demo/predict.yaml
-    python predict.py validate --config configs/predict.yaml   # end-to-end F1 on the validation books
+    python predict.py --config kuzu_lightning/configs/recognizer.yaml --model.detector_ckpt D.ckpt \\
+        --model.classifier_ckpt C.ckpt
+    kuzu predict --preset demo --print_config > my_recognizer.yaml   # a preset as one file, to edit
+    python predict.py validate --config my_recognizer.yaml --thresholds_out thresholds.yaml
     python predict.py --help
 """
 

@@ -1,9 +1,10 @@
-"""Train, validate, test or predict with one model from a YAML config.
+"""Train, validate, test or predict with one model from YAML configs: the LightningCLI behind ``kuzu train`` and
+``kuzu validate detector|classifier``, for one's own config files.
 
-    python train.py fit --config configs/detector.yaml
-    python train.py fit --config configs/detector.yaml --config configs/demo/base.yaml --config configs/demo/detector.yaml
-    python train.py fit --config configs/classifier.yaml --ckpt_path last   # resume where the run stopped
-    python train.py validate --config configs/classifier.yaml --ckpt_path outputs/classifier/checkpoints/last.ckpt
+    python train.py fit --config kuzu_lightning/configs/detector.yaml --config my_changes.yaml
+    kuzu train detector --preset demo --print_config > my_detector.yaml   # a preset as one file, to edit
+    python train.py fit --config my_detector.yaml [--ckpt_path last]
+    python train.py validate --config my_detector.yaml --ckpt_path outputs/demo/detector/checkpoints/last.ckpt
     python train.py fit --help
 """
 

@@ -3,9 +3,8 @@
 A page scan goes in; every character on it comes out as a Unicode code point with its position,
 scored by the Kaggle "Kuzushiji Recognition" (2019) F1.
 
-The public names below are imported on first use, not with the package: a command line that needs
-no model (``python -m kuzu_lightning.metrics``, the synthetic data) starts without torch and
-Lightning, and ``python -m kuzu_lightning.X`` finds ``X`` not yet imported.
+The public names below are imported on first use, not with the package: a command that needs no
+model (``kuzu score``, ``kuzu synthetic``) starts without torch and Lightning.
 """
 
 from __future__ import annotations

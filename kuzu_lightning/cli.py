@@ -1,29 +1,30 @@
-"""The ``LightningCLI`` of ``train.py`` (:class:`TrainCLI`) and ``predict.py`` (:class:`RecognizeCLI`).
+"""The ``LightningCLI`` of ``train.py`` (:class:`TrainCLI`) and ``predict.py`` (:class:`RecognizeCLI`), and the
+shipped recipes they read (``kuzu train``, ``kuzu validate`` and ``kuzu predict`` run them by preset).
 
 Configs are composed, each setting written once:
 
 - ``configs/base/trainer.yaml`` (both commands) and ``configs/base/checkpoint.yaml`` (``train.py``)
   are read first, as defaults: the seed, one GPU at 16-mixed, the W&B logger, the best-``val/f1``
   and last checkpoints;
-- then every ``--config`` in order, each overriding the ones before: a recipe
-  (``configs/detector.yaml``, ...), then overrides such as ``configs/demo/base.yaml`` (CPU, 32-bit,
-  W&B offline, the synthetic data) and ``configs/demo/detector.yaml`` (the demo's own changes), as
-  :func:`recipe` lists them;
+- then every ``--config`` in order, each overriding the ones before: a preset's files
+  (:func:`preset_configs`: the recipe, ``configs/detector.yaml``, ..., then for the ``demo`` preset
+  ``configs/demo/base.yaml`` (CPU, 32-bit, W&B offline, the synthetic data) and ``configs/demo/detector.yaml``
+  (the demo's own changes), then for ``synthetic`` ``configs/synthetic/detector.yaml``), then one's own files;
 - then the command line's ``--key value`` overrides.
 
-A run writes everything under ``trainer.default_root_dir``: the W&B files there (unless the
-logger is given its own ``save_dir``) and the checkpoints in its ``checkpoints/``.
+The configs are package data (``kuzu_lightning/configs/``), so an installed package has them wherever it runs.
+A run writes everything under ``trainer.default_root_dir`` (relative to the working folder): the W&B files
+there (unless the logger is given its own ``save_dir``) and the checkpoints in its ``checkpoints/``.
 
 The model and the data are chosen in the YAML by ``class_path`` (``kuzu_lightning.CharClassifier``
 with ``kuzu_lightning.CharDataModule``, ...). The class list is linked: the DataModule's ``codes``
 become the model's ``codes`` when the model takes them, so ``num_classes`` is never typed twice.
 The whole resolved config is saved beside the logs and sent to every logger (W&B's run config).
 
-``predict.py`` runs ``predict`` (the default) or ``validate`` of a Recognizer, with ``--output``,
-``--json_dir``, ``--text_dir`` (alias ``--text``) and ``--pictures_dir`` for the
-:class:`~kuzu_lightning.writer.RecognitionWriter`. The page scale and the book-wise split of its pages
-come from the detector's checkpoint unless given.
-``predict.py validate --thresholds_out FILE`` writes the ``detection_threshold`` and ``min_confidence``
+``predict.py`` runs ``predict`` (the default) or ``validate`` of a Recognizer. ``predict`` writes each page's files
+to ``--out`` (``--formats``) and the Kaggle submission to ``--csv`` (:class:`~kuzu_lightning.writer.PageWriter`).
+The page scale and the book-wise split of its pages come from the detector's checkpoint unless given.
+``kuzu validate recognizer --thresholds_out FILE`` writes the ``detection_threshold`` and ``min_confidence``
 that scored best on the validation books as a config, which ``predict.py --config FILE`` reads.
 """
 
@@ -40,25 +41,32 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from kuzu_lightning.models.checkpoints import SIGNATURES, checkpoint_model, trained_data_settings
 from kuzu_lightning.random_states import RandomStates
-from kuzu_lightning.writer import RecognitionWriter
+from kuzu_lightning.writer import PageWriter, parse_formats
 
 log = logging.getLogger(__name__)
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-"""The shipped configs (in a checkout of the repository)."""
+CONFIGS = Path(__file__).resolve().parent / "configs"
+"""The shipped configs (package data)."""
+RECIPES = ("detector", "classifier", "recognizer")
+"""The shipped recipes, one per model: ``configs/{recipe}.yaml``."""
+PRESETS = ("real", "demo", "synthetic")
+"""``real``: the recipe as it is (the Kaggle data, one GPU); ``demo``: with the demo's overrides (the built-in
+synthetic data on a CPU); ``synthetic``: with the synthetic pre-training recipe on top of the demo's (more pages,
+longer)."""
 SPLIT_AND_SCALE = ("eval_longest_side", "n_folds", "fold", "val_books")
 """The data settings ``predict.py`` takes from the detector's checkpoint unless they are given."""
 
 
-def run(cli_class: type[ProjectCLI]) -> None:
-    """Run a command line; when it fails, the traceback, then the innermost cause as the last line.
+def run(cli_class: type[ProjectCLI], args: list[str] | None = None) -> ProjectCLI:
+    """Run ``cli_class`` with ``args`` (default: the command line) and return it; when it fails, print the traceback,
+    then the innermost cause as the last line, and exit with status 1.
 
     jsonargparse wraps an error raised while building the model or the data (a refused checkpoint,
     say) in its own, which ends with a dump of the config; the reason belongs at the end, where a
     person, or a log reader, looks first.
     """
     try:
-        cli_class()
+        return cli_class(args=args)
     except Exception as error:  # reported below, and through the exit status
         cause = error
         while (inner := cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)) is not None:
@@ -79,16 +87,23 @@ def show_project_logs() -> None:
         project.setLevel(logging.INFO)
 
 
-def recipe(model: str, demo: bool = False, synthetic: bool = False) -> list[str]:
-    """The ``--config`` arguments of a shipped recipe: ``model`` is ``detector``, ``classifier`` or
-    ``predict``; ``demo`` adds the demo's overrides (the built-in synthetic data on a CPU);
-    ``synthetic`` adds to those the synthetic pre-training recipe (``configs/synthetic/``: more pages, longer)."""
-    files = [CONFIGS / f"{model}.yaml"]
-    if demo or synthetic:
-        files += [CONFIGS / "demo" / "base.yaml", CONFIGS / "demo" / f"{model}.yaml"]
-    if synthetic:
-        files.append(CONFIGS / "synthetic" / f"{model}.yaml")
-    return [argument for path in files for argument in ("--config", str(path))]
+def preset_configs(recipe: str, preset: str = "real") -> list[Path]:
+    """The shipped config files of ``recipe`` (one of :data:`RECIPES`) under ``preset`` (one of :data:`PRESETS`), in
+    the order they are read."""
+    if recipe not in RECIPES or preset not in PRESETS:
+        raise ValueError(f"no shipped recipe {recipe!r} with preset {preset!r}: the recipes are {', '.join(RECIPES)}, "
+                         f"the presets {', '.join(PRESETS)}")
+    files = [CONFIGS / f"{recipe}.yaml"]
+    if preset in ("demo", "synthetic"):
+        files += [CONFIGS / "demo" / "base.yaml", CONFIGS / "demo" / f"{recipe}.yaml"]
+    if preset == "synthetic":
+        files.append(CONFIGS / "synthetic" / f"{recipe}.yaml")
+    return files
+
+
+def recipe(name: str, preset: str = "real") -> list[str]:
+    """The ``--config`` arguments of the shipped recipe ``name`` under ``preset`` (see :func:`preset_configs`)."""
+    return [argument for path in preset_configs(name, preset) for argument in ("--config", str(path))]
 
 
 class LoggedConfig(SaveConfigCallback):
@@ -116,6 +131,12 @@ class ProjectCLI(LightningCLI):
         per_subcommand = kwargs.get("run", True)  # run=False parses one config without a subcommand
         kwargs.setdefault("parser_kwargs", {name: base for name in self.subcommands()} if per_subcommand else base)
         super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser, args) -> None:
+        """Parse ``args`` (default: the command line). Given ``args`` are taken as they are, without LightningCLI's
+        warning about a command line beside them: ``kuzu`` translates its own command line into them, and the demo
+        runs several CLIs in one process."""
+        self.config = parser.parse_args(args)
 
     @property
     def settings(self) -> Namespace:
@@ -188,11 +209,12 @@ class RecognizeCLI(ProjectCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
-        parser.add_argument("--output", default="outputs/submission.csv", help="the Kaggle submission CSV (predict)")
-        parser.add_argument("--json_dir", default=None, help="one JSON file per page here (predict)")
-        parser.add_argument("--text_dir", "--text", default=None,
-                            help="one text file per page here, its columns in reading order (predict)")
-        parser.add_argument("--pictures_dir", default=None, help="one PNG per page here (predict)")
+        parser.add_argument("--out", default="outputs/pages",
+                            help="predict: each page's files go here, {image_id}.json and the --formats asked for")
+        parser.add_argument("--formats", default="json,txt",
+                            help="predict: what to write per page, of json (always), txt (its text in reading order) "
+                                 "and png (the scan beside its transcription); comma-separated")
+        parser.add_argument("--csv", default="outputs/submission.csv", help="predict: the Kaggle submission CSV")
         parser.add_argument("--thresholds_out", default=None,
                             help="validate: write the best detection_threshold and min_confidence of the grid here, "
                                  "as a config for predict (--config FILE)")
@@ -201,6 +223,8 @@ class RecognizeCLI(ProjectCLI):
         """Page scale and split as the detector was validated with, unless the config or command line set them."""
         super().before_instantiate_classes()
         config = self.settings
+        if self.config.get("subcommand") == "predict":
+            parse_formats(config.formats)  # an unknown format fails before the models load
         data = config.data.init_args
         if not all(key in data for key in SPLIT_AND_SCALE):
             return
@@ -217,8 +241,7 @@ class RecognizeCLI(ProjectCLI):
 
     def before_predict(self) -> None:
         config = self.config[self.subcommand]
-        self.trainer.callbacks.append(RecognitionWriter(config.output, config.json_dir, config.pictures_dir,
-                                                        config.text_dir))
+        self.trainer.callbacks.append(PageWriter(config.out, parse_formats(config.formats), config.csv))
         # Pages' records go to files as they come; keeping them all in memory too is not needed.
         if self.config_init[self.subcommand].get("return_predictions") is None:
             self.config_init[self.subcommand]["return_predictions"] = False
@@ -236,9 +259,9 @@ def write_thresholds(path: Path, recognizer) -> None:
     best, settings = recognizer.best_thresholds, recognizer.hparams
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f"# Chosen by `predict.py validate` on the validation books: end-to-end F1 {best['f1']:.4f}, the best of the\n"
+        f"# Chosen by `kuzu validate recognizer` on the validation books: end-to-end F1 {best['f1']:.4f}, the best of the\n"
         f"# grid {list(settings.threshold_grid)} x {list(settings.confidence_grid)}, for the checkpoints\n"
         f"#   detector:   {settings.detector_ckpt}\n#   classifier: {settings.classifier_ckpt}\n"
-        f"# Read by: python predict.py --config ... --config {path}\n"
+        f"# Read by: kuzu predict ... --config {path} (or python predict.py --config ... --config {path})\n"
         f"model:\n  init_args:\n    detection_threshold: {best['detection_threshold']}\n"
         f"    min_confidence: {best['min_confidence']}\n")

@@ -9,30 +9,22 @@ Kaggle does.
 
 Boxes here are xyxy (``x1 y1 x2 y2``) and points ``x y``, both in original-scan pixels.
 
-This module needs numpy and pandas only (the torchmetrics form is
-:class:`~kuzu_lightning.kuzushiji_f1.KuzushijiF1`), so that its command line starts fast.
-
-Command line::
-
-    python -m kuzu_lightning.metrics SUBMISSION.csv SOLUTION.csv
-
-prints one JSON object as its last line: ``f1, precision, recall, tp, fp, fn`` (and ``pages``).
 Pages of the solution missing from the submission count as pages without predictions.
+
+This module needs numpy and pandas only (the torchmetrics form is
+:class:`~kuzu_lightning.kuzushiji_f1.KuzushijiF1`), so that ``kuzu score`` starts fast.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kuzu_lightning.data.formats import DataFormatError, check_image_ids, parse_labels, parse_predictions, read_csv
+from kuzu_lightning.data.formats import check_image_ids, parse_labels, parse_predictions, read_csv
 from kuzu_lightning.geometry import xywh_to_xyxy
 
 log = logging.getLogger(__name__)
@@ -163,26 +155,3 @@ def score_csv(submission: str | Path, solution: str | Path, class_agnostic: bool
     """Score a submission CSV against a solution CSV (both ``image_id,labels``)."""
     return score_frames(read_submission_csv(submission), read_submission_csv(solution), str(submission), str(solution),
                         class_agnostic)
-
-
-def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(
-        prog="python -m kuzu_lightning.metrics",
-        description="Score a Kaggle Kuzushiji submission (image_id,labels with 'U+XXXX x y ...') against a "
-        "solution (image_id,labels with 'U+XXXX x y w h ...'). Prints one JSON object.",
-    )
-    parser.add_argument("submission", type=Path)
-    parser.add_argument("solution", type=Path)
-    parser.add_argument("--class-agnostic", action="store_true", help="ignore code points: detection-only F1")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        result = score_csv(args.submission, args.solution, args.class_agnostic)
-    except (DataFormatError, FileNotFoundError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
-    print(json.dumps(result))
-    return result
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from kuzu_lightning.data.formats import code_to_char
-from kuzu_lightning.font import japanese_font
 from kuzu_lightning.records import RecognizedPage
+from kuzu_lightning.synthetic.fonts import japanese_font
 
 RIGHT, WRONG = (20, 140, 40), (200, 30, 30)
 INK, LOW, LINE, GLOSS = (0, 0, 0), (235, 120, 0), (190, 190, 190), (20, 60, 220)

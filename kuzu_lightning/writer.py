@@ -1,20 +1,59 @@
-"""``RecognitionWriter``: the Lightning callback that writes what the Recognizer predicts, page by page."""
+"""``PageWriter``: the Lightning callback that writes what the Recognizer predicts, page by page, and at the end the
+run's summary and Kaggle submission. ``kuzu predict`` (``predict.py``) and ``kuzu recognize`` both write through it.
+
+Per page, under ``out``, at the page's key (its ``image_id``: a Kaggle image id, or for ``kuzu recognize`` the
+scan's path relative to the common folder of its inputs, without suffix):
+
+- ``{key}.json``, always: the :class:`~kuzu_lightning.records.RecognizedPage` (characters, lines in reading order,
+  text; original-scan pixels), with ``error`` set when the page could not be read;
+- ``{key}.txt`` with the format ``txt``: its text, one line per column in reading order;
+- ``{key}.png`` with the format ``png``: the scan beside its transcription (:func:`~kuzu_lightning.viz.draw_transcription`,
+  at the page's full size when the batch carries it; none for a page that could not be read).
+
+Each file is written to a temporary name and renamed into place, the JSON last: a page is done when its JSON
+exists. Before the first page, every output folder is checked to be writable, so a run that could not save its
+work fails at once, naming the folder.
+
+At the end, once every process has written its pages (under DDP each process writes the pages it recognised), the
+first process streams the JSON files of the run's pages, in their order, into ``out/summary.json`` (how many pages
+there are and are done, the failed ones with their reasons, those missing, the characters, this run's pages/s)
+and, when ``csv`` is given, the Kaggle submission: a row for every page, empty for a page that could not be read
+or on which nothing was recognised (each logged, naming the page). Nothing of a page is kept in memory after its
+files are written, so the files are the same whatever the number of processes and however large the run.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from kuzu_lightning.data.loaders import partial_name
-from kuzu_lightning.records import recognized_page, submission_labels
-from kuzu_lightning.submission import write_page_json, write_page_text, write_submission
+from kuzu_lightning.atomic import atomic_file, partial_name
+from kuzu_lightning.data.formats import format_predictions
+from kuzu_lightning.outputs import write_page_json, write_page_text, write_submission_rows
+from kuzu_lightning.records import recognized_page
 from kuzu_lightning.viz import draw_transcription, write_png
 
 log = logging.getLogger(__name__)
+
+FORMATS = ("json", "txt", "png")
+"""What can be written per page; ``json`` always is (a page is done when its JSON exists)."""
+
+
+def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
+    """``"json,txt,png"`` (or a list of names) as the tuple of :data:`FORMATS` to write, ``json`` always among them;
+    ``ValueError`` naming an unknown format."""
+    names = [name.strip() for name in (formats.split(",") if isinstance(formats, str) else formats) if name.strip()]
+    unknown = sorted(set(names) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown output format(s) {', '.join(unknown)}: the formats are {', '.join(FORMATS)}")
+    return tuple(name for name in FORMATS if name in names or name == "json")
 
 
 def check_writable(folder: Path, what: str) -> None:
@@ -35,85 +74,104 @@ def page_image(batch: dict, i: int) -> np.ndarray:
     return image.permute(1, 2, 0).cpu().numpy()
 
 
-def write_page_files(page: dict, batch: dict, i: int, json_path: Path | None, text_path: Path | None,
-                     picture_path: Path | None) -> None:
-    """The files of one recognised ``page`` (page ``i`` of ``batch``), each that has a path: its picture
-    (:func:`~kuzu_lightning.viz.draw_transcription`, not for a page that could not be read), its text, then its JSON
-    last, so that a page whose JSON exists has all its files."""
-    result = recognized_page(page)
-    if picture_path and batch["images"][i] is not None:
-        write_png(picture_path, draw_transcription(page_image(batch, i), result))
-    if text_path:
-        write_page_text(text_path, result)
-    if json_path:
-        write_page_json(json_path, result)
+def page_json(out: Path, key: str) -> Path:
+    """Where the JSON of the page keyed ``key`` goes under ``out``."""
+    return out / f"{key}.json"
 
 
-class RecognitionWriter(BasePredictionWriter):
-    """Writes what :class:`~kuzu_lightning.Recognizer` predicts.
+def write_page_files(page: dict, batch: dict, i: int, out: Path, formats: Sequence[str]) -> None:
+    """The files of one recognised ``page`` (page ``i`` of ``batch``) under ``out``, at its ``image_id``: its picture
+    and its text when ``formats`` ask for them, then its JSON last, so that a page whose JSON exists has all its
+    files."""
+    result, key = recognized_page(page), page["image_id"]
+    if "png" in formats and batch["images"][i] is not None:
+        write_png(out / f"{key}.png", draw_transcription(page_image(batch, i), result))
+    if "txt" in formats:
+        write_page_text(out / f"{key}.txt", result)
+    write_page_json(page_json(out, key), result)
 
-    - ``output``: the Kaggle submission, a row for every id of the DataModule's ``predict_ids()``
-      in that order (without such a DataModule: the pages predicted, as they came), written once
-      at the end through a temporary file; a page that could not be read, or on which nothing was
-      recognised, gets empty ``labels`` and a logged error naming it;
-    - ``json_dir``: ``{image_id}.json`` per page (see :mod:`~kuzu_lightning.submission`), if given;
-    - ``text_dir``: ``{image_id}.txt`` per page, its text in reading order, a line per column, if given;
-    - ``pictures_dir``: ``{image_id}.png`` per page, the scan with its boxes beside the characters read
-      (:func:`~kuzu_lightning.viz.draw_transcription`, at the page's full size when the batch carries
-      it), if given.
 
-    Under DDP each process writes the JSON files and pictures of its pages, and the first process
-    the submission of them all, so the file is the same whatever the number of devices. Before the
-    first page, each output folder is checked to be writable: a run that could not save its work
-    fails at once, naming the folder, rather than after recognising every page.
+def summarise(out: Path, pages: Sequence[tuple[str, str]], csv: Path | None, seconds: float,
+              recognised_now: int) -> dict:
+    """``out/summary.json`` (and the submission at ``csv``), streamed from the JSON files of ``pages``, each
+    ``(key, source)``, in order. Returns the summary: ``pages``, ``done``, ``recognised_now`` (by this run),
+    ``already_done``, ``failed`` (``{"page": source, "reason": ...}``), ``missing`` (sources without a JSON: none
+    after a complete run), ``characters``, ``seconds`` and ``pages_per_s``. A page that failed, has no characters or
+    is missing gets an empty submission row and a logged error naming it."""
+    failed, missing, characters = [], [], 0
+
+    def rows() -> Iterator[tuple[str, str]]:
+        nonlocal characters
+        for key, source in pages:
+            path = page_json(out, key)
+            if not path.is_file():
+                missing.append(source)
+                log.error("page %s was not recognised: its submission row is empty", key)
+                yield key, ""
+                continue
+            page = json.loads(path.read_text(encoding="utf-8"))
+            if page["error"]:
+                failed.append({"page": source, "reason": page["error"]})
+                log.error("page %s could not be read (%s): its submission row is empty", key, page["error"])
+            elif not page["characters"] and csv is not None:
+                log.error("page %s: no characters recognised, its submission row is empty", key)
+            characters += len(page["characters"])
+            yield key, format_predictions([c["code"] for c in page["characters"]],
+                                          [[c["x"], c["y"]] for c in page["characters"]])
+
+    if csv is None:
+        for _ in rows():
+            pass
+    else:
+        write_submission_rows(csv, rows())
+        log.info("wrote %s: %d pages, %d characters", csv, len(pages), characters)
+    summary = {"pages": len(pages), "done": len(pages) - len(missing), "recognised_now": recognised_now,
+               "already_done": len(pages) - recognised_now, "failed": failed, "missing": missing,
+               "characters": characters, "seconds": round(seconds, 1),
+               "pages_per_s": round(recognised_now / seconds, 3) if seconds > 0 else None}
+    with atomic_file(out / "summary.json") as handle:
+        json.dump(summary, handle, ensure_ascii=False, indent=1)
+    return summary
+
+
+class PageWriter(BasePredictionWriter):
+    """Writes each recognised page's files under ``out`` and, at the end, the summary and the submission (see the
+    module docstring).
+
+    Args:
+        out: the folder of the pages' files (created).
+        formats: what to write per page besides the JSON, of :data:`FORMATS`.
+        csv: the Kaggle submission to write at the end, or None.
+        pages: the run's pages as ``(key, source)`` for the summary and the submission, in their order, pages done by
+            an earlier run included (``kuzu recognize`` resumes); default: the DataModule's ``predict_pages()``.
     """
 
-    def __init__(self, output: str | Path, json_dir: str | Path | None = None, pictures_dir: str | Path | None = None,
-                 text_dir: str | Path | None = None):
+    def __init__(self, out: str | Path, formats: Sequence[str] = ("json", "txt"), csv: str | Path | None = None,
+                 pages: Sequence[tuple[str, str]] | None = None):
         super().__init__(write_interval="batch")
-        self.output = Path(output)
-        self.json_dir = Path(json_dir) if json_dir else None
-        self.text_dir = Path(text_dir) if text_dir else None
-        self.pictures_dir = Path(pictures_dir) if pictures_dir else None
-        self.labels: dict[str, str] = {}
-        self.problems: dict[str, str] = {}
+        self.out, self.formats = Path(out), parse_formats(formats)
+        self.csv = Path(csv) if csv else None
+        self.pages = pages
+        self.summary: dict | None = None
+        self._start = 0.0
 
     def on_predict_start(self, trainer, pl_module) -> None:
-        self.labels, self.problems = {}, {}
-        folders = [("the submission", self.output.parent), ("the pages' JSON", self.json_dir),
-                   ("the pages' text", self.text_dir), ("the pictures", self.pictures_dir)]
-        for what, folder in folders:
-            if folder is not None:
-                check_writable(folder, what)
+        if self.pages is None and not hasattr(trainer.datamodule, "predict_pages"):
+            raise TypeError("PageWriter needs its pages, or a DataModule with predict_pages() (PageDataModule)")
+        check_writable(self.out, "the pages' files")
+        if self.csv is not None:
+            check_writable(self.csv.parent, "the submission")
+        self._start = time.perf_counter()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        for i, page in enumerate(prediction):
-            self.labels[page["image_id"]] = submission_labels(page)
-            if page["error"]:
-                self.problems[page["image_id"]] = f"could not be read ({page['error']})"
-            elif not page["codes"]:
-                self.problems[page["image_id"]] = "no characters recognised"
-            image_id = page["image_id"]
-            write_page_files(page, batch, i, self.json_dir and self.json_dir / f"{image_id}.json",
-                             self.text_dir and self.text_dir / f"{image_id}.txt",
-                             self.pictures_dir and self.pictures_dir / f"{image_id}.png")
+        for i, page in enumerate(prediction):  # an unreadable page is logged by the loader, with its reason
+            write_page_files(page, batch, i, self.out, self.formats)
 
     def on_predict_end(self, trainer, pl_module) -> None:
-        labels, problems = self.labels, self.problems
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
-            gathered = [None] * trainer.world_size
-            dist.all_gather_object(gathered, (labels, problems))
-            labels = {k: v for part, _ in gathered for k, v in part.items()}
-            problems = {k: v for _, part in gathered for k, v in part.items()}
+            dist.barrier()  # every process's pages are written
         if not trainer.is_global_zero:
             return
-        data = trainer.datamodule
-        image_ids = data.predict_ids() if hasattr(data, "predict_ids") else list(labels)  # else: as predicted
-        for image_id in image_ids:
-            if image_id not in labels:
-                problems[image_id] = "was not predicted"
-        for image_id, problem in problems.items():
-            log.error("page %s %s: its submission row is empty", image_id, problem)
-        path = write_submission(self.output, image_ids, labels)
-        log.info("wrote %s: %d pages, %d characters, %d empty rows", path, len(image_ids),
-                 sum(len(v.split()) // 3 for v in labels.values()), len(problems))
+        predicted = [(page.image_id, str(page.image_path)) for page in trainer.datamodule.predict_pages()]
+        self.summary = summarise(self.out, self.pages or predicted, self.csv, time.perf_counter() - self._start,
+                                 len(predicted))

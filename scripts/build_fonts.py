@@ -1,4 +1,4 @@
-"""Rebuild the brush-font subsets shipped in ``kuzu_lightning/fonts/`` from Debian's packages.
+"""Rebuild the brush-font subsets shipped in ``kuzu_lightning/synthetic/brush_fonts/`` from Debian's packages.
 
     pip install fonttools brotli
     python scripts/build_fonts.py --class-table ../shared/kuzushiji-real/unicode_translation.csv
@@ -6,7 +6,7 @@
 Downloads ``fonts-kouzan-mouhitsu``, ``fonts-aoyagi-soseki`` and ``fonts-aoyagi-kouzan-t`` with
 ``apt-get download`` (or takes the ``.deb`` files of ``--debs``), unpacks them with ``dpkg-deb``,
 keeps in each font the glyphs of the Kaggle class table and of the hentaigana source kanji
-(``kuzu_lightning/data/hentaigana.csv``), without hinting or layout tables, and writes them as
+(``kuzu_lightning/synthetic/hentaigana.csv``), without hinting or layout tables, and writes them as
 WOFF2, each package's ``copyright`` file beside them, and ``fonts.json``: per style its file, the
 Debian package and the characters of the class table it covers. The fonts are in the public domain (see the
 ``copyright`` files); IPAexGothic comes from the ``matplotlib-fontja`` package instead.
@@ -26,8 +26,8 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "kuzu_lightning" / "fonts"
-HENTAIGANA = ROOT / "kuzu_lightning" / "data" / "hentaigana.csv"
+OUT = ROOT / "kuzu_lightning" / "synthetic" / "brush_fonts"
+HENTAIGANA = ROOT / "kuzu_lightning" / "synthetic" / "hentaigana.csv"
 
 FONTS = {  # style: (Debian package, font file inside it)
     "kaisho": ("fonts-kouzan-mouhitsu", "kouzan-mouhitsu.ttf"),

@@ -1,15 +1,31 @@
-"""Shared fixtures: a small synthetic Kaggle-layout dataset, and the real sample when present."""
+"""Shared fixtures: a small synthetic Kaggle-layout dataset, tiny trained checkpoints, the real data when present.
 
+Tiers: ``pytest -m "not slow"`` is the daily loop; ``pytest`` runs everything (CI). Tests marked ``gpu`` run only
+where CUDA is. The real data folder is ``$KUZU_REAL_DATA``, else ``../shared`` beside the checkout; tests that need
+it skip when it is absent.
+"""
+
+import os
 from pathlib import Path
 
-import lightning as L
 import pytest
+import torch
+from helpers.training import fit_and_save
 
 from kuzu_lightning import CharClassifier, CharDataModule, CharDetector, PageDataModule
-from kuzu_lightning.data.synthetic import generate
+from kuzu_lightning.synthetic.generator import generate
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("KUZU_REAL_DATA") or ROOT.parent / "shared")
 REAL_DATA = SHARED / "kuzushiji-real"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -27,25 +43,19 @@ def real_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """The shared real data: the Kaggle sample, the real pages with their boxes, KMNIST."""
+    """The real data folder: the Kaggle sample, the real pages with their boxes, KMNIST."""
     missing = [name for name in ("kuzushiji-real", "real-pages", "kmnist-test") if not (SHARED / name).is_dir()]
     if missing:
         pytest.skip(f"the real data ({', '.join(missing)}) is not in {SHARED}")
     return SHARED
 
 
-def fit_and_save(model: L.LightningModule, data: L.LightningDataModule, path: Path) -> Path:
-    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, data)
-    trainer.save_checkpoint(path)
-    return path
-
-
 @pytest.fixture(scope="session")
 def checkpoints(synthetic_dir, tmp_path_factory):
     """Real Lightning checkpoints of a tiny detector and classifier trained for two steps on the synthetic fixture:
     enough to exercise every stage of recognition (their predictions are near chance)."""
+    import lightning as L
+
     root = tmp_path_factory.mktemp("checkpoints")
     L.seed_everything(0)
     pages = PageDataModule(synthetic_dir, train_longest_side=640, crop_heights=(200, 240), crop_size=(192, 240),

@@ -1,13 +1,13 @@
-"""The quick start's baseline: predicts every test page, survives a corrupt one, and scores."""
+"""``kuzu baseline``: predicts every test page, survives a corrupt one, and scores."""
 
 import json
 import logging
 import shutil
 
-from kuzu_lightning.baseline import main
 from kuzu_lightning.data.formats import parse_predictions
 from kuzu_lightning.data.kaggle import load_test_ids
 from kuzu_lightning.metrics import read_submission_csv
+from kuzu_lightning.tools.kuzu import run
 
 
 def test_baseline_writes_a_full_submission_and_scores_it(synthetic_dir, tmp_path, capsys, caplog):
@@ -15,7 +15,7 @@ def test_baseline_writes_a_full_submission_and_scores_it(synthetic_dir, tmp_path
     test_ids = load_test_ids(data)
     (data / "test_images" / f"{test_ids[1]}.jpg").write_bytes(b"\xff\xd8\xff broken")
     with caplog.at_level(logging.ERROR):
-        result = main(["--data-dir", str(data), "--out", str(tmp_path / "out" / "submission.csv")])
+        result = run(["baseline", "--data_dir", str(data), "--csv", str(tmp_path / "out" / "submission.csv")])
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == result
     submission = read_submission_csv(tmp_path / "out" / "submission.csv")
     assert submission["image_id"].tolist() == test_ids

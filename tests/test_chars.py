@@ -14,10 +14,10 @@ from kuzu_lightning.data.box_jitter import BoxJitter
 from kuzu_lightning.data.chars import CharDataModule, sampling_weights
 from kuzu_lightning.data.crop_cache import CropCache, CropSpec, context_pad, crop_square, unk_boxes
 from kuzu_lightning.data.kaggle import Page, load_train_pages
-from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY
-from kuzu_lightning.data.vocabulary import UNK
+from kuzu_lightning.data.vocabulary import UNK, Vocabulary
 from kuzu_lightning.error_budget import box_errors
 from kuzu_lightning.geometry import CROP_MARGIN
+from kuzu_lightning.synthetic.generator import DEFAULT_VOCABULARY
 
 
 def test_crop_is_centred_square_and_keeps_the_aspect_ratio():
@@ -114,6 +114,16 @@ def test_datamodule_splits_by_book_and_links_its_classes(datamodule):
     val_books = {cache.image_ids[p].split("_")[0] for p in datamodule.val_cache_pages}
     assert len(val_books) == 1 and train_books.isdisjoint(val_books) and len(train_books) == 2
     assert datamodule.codes[-1] == UNK and len(datamodule.codes) == len(DEFAULT_VOCABULARY) + 1
+
+
+def test_synthetic_data_is_generated_by_prepare_data_and_its_classes_are_known_before(tmp_path):
+    data_dir = tmp_path / "synthetic"
+    module = CharDataModule(str(data_dir), input_size=32, num_workers=0, n_folds=3, unk_per_page=2, synthetic_pages=3)
+    assert not data_dir.exists()  # nothing written when it is made: under DDP every process makes one
+    before = list(module.codes)  # the class table, for the model, before the data exists
+    module.prepare_data()  # on one process per node
+    assert (data_dir / "train.csv").is_file()
+    assert before == Vocabulary.from_csv(data_dir / "unicode_translation.csv", unk=True).codes
 
 
 def test_training_and_page_batches(datamodule):

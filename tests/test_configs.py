@@ -7,10 +7,10 @@ import yaml
 
 from kuzu_lightning.cli import CONFIGS, RecognizeCLI, TrainCLI, recipe
 
-COMMANDS = [(TrainCLI, "fit", "detector"), (TrainCLI, "fit", "classifier"), (RecognizeCLI, "predict", "predict"),
-            (RecognizeCLI, "validate", "predict")]
+COMMANDS = [(TrainCLI, "fit", "detector"), (TrainCLI, "fit", "classifier"), (RecognizeCLI, "predict", "recognizer"),
+            (RecognizeCLI, "validate", "recognizer")]
 SYNTHETIC_TRAINING = ("detector", "classifier")  # the models with a synthetic pre-training recipe
-SYNTHETIC = (*SYNTHETIC_TRAINING, "predict")  # and the recipe that reads their pages
+SYNTHETIC = (*SYNTHETIC_TRAINING, "recognizer")  # and the recipe that reads their pages
 
 
 def printed_config(cli_class, subcommand: str, args: list[str], capsys) -> dict:
@@ -20,15 +20,15 @@ def printed_config(cli_class, subcommand: str, args: list[str], capsys) -> dict:
     return yaml.safe_load(capsys.readouterr().out)
 
 
-@pytest.mark.parametrize("demo", [False, True], ids=["real", "demo"])
+@pytest.mark.parametrize("preset", ["real", "demo"])
 @pytest.mark.parametrize(("cli_class", "subcommand", "model"), COMMANDS, ids=[f"{c[1]}-{c[2]}" for c in COMMANDS])
-def test_each_shipped_recipe_parses_with_the_base_configs_under_it(cli_class, subcommand, model, demo, capsys):
-    config = printed_config(cli_class, subcommand, recipe(model, demo), capsys)
+def test_each_shipped_recipe_parses_with_the_base_configs_under_it(cli_class, subcommand, model, preset, capsys):
+    demo = preset == "demo"
+    config = printed_config(cli_class, subcommand, recipe(model, preset), capsys)
     assert config["seed_everything"] == 42
     assert config["trainer"]["logger"]["init_args"]["project"] == "kuzu_lightning"
     assert config["trainer"]["accelerator"] == ("cpu" if demo else "gpu")
-    folder = model.replace("predict", "recognizer")
-    assert config["trainer"]["default_root_dir"] == (f"outputs/demo/{folder}" if demo else f"outputs/{folder}")
+    assert config["trainer"]["default_root_dir"] == (f"outputs/demo/{model}" if demo else f"outputs/{model}")
     assert config["data"]["init_args"]["data_dir"] == ("data/synthetic" if demo else "data/kaggle")
     if cli_class is TrainCLI:
         assert config["checkpoint"]["monitor"] == "val/f1" and config["checkpoint"]["mode"] == "max"
@@ -38,8 +38,8 @@ def test_each_shipped_recipe_parses_with_the_base_configs_under_it(cli_class, su
 
 @pytest.mark.parametrize("model", SYNTHETIC_TRAINING)
 def test_the_synthetic_pre_training_recipes_are_the_demo_models_on_more_pages_for_longer(model, capsys):
-    demo = printed_config(TrainCLI, "fit", recipe(model, demo=True), capsys)
-    synthetic = printed_config(TrainCLI, "fit", recipe(model, synthetic=True), capsys)
+    demo = printed_config(TrainCLI, "fit", recipe(model, "demo"), capsys)
+    synthetic = printed_config(TrainCLI, "fit", recipe(model, "synthetic"), capsys)
     model_changes = {k for k, v in synthetic["model"]["init_args"].items() if demo["model"]["init_args"][k] != v}
     assert model_changes <= {"lr", "warmup_steps"}  # the demo's network and optimizer
     assert synthetic["data"]["init_args"]["data_dir"] == "data/synthetic-large"
@@ -51,27 +51,26 @@ def test_the_synthetic_pre_training_recipes_are_the_demo_models_on_more_pages_fo
 
 @pytest.mark.parametrize("subcommand", ["validate", "predict"])
 def test_the_synthetic_models_read_the_pages_of_their_own_data_set(subcommand, capsys):
-    trained = printed_config(TrainCLI, "fit", recipe("classifier", synthetic=True), capsys)
-    config = printed_config(RecognizeCLI, subcommand, recipe("predict", synthetic=True), capsys)
+    trained = printed_config(TrainCLI, "fit", recipe("classifier", "synthetic"), capsys)
+    config = printed_config(RecognizeCLI, subcommand, recipe("recognizer", "synthetic"), capsys)
     for key in ("data_dir", "synthetic_pages"):  # the same pages, so the detector's split finds its validation books
         assert config["data"]["init_args"][key] == trained["data"]["init_args"][key]
     assert config["model"]["init_args"]["detector_ckpt"].startswith("outputs/synthetic/detector/")
     assert config["model"]["init_args"]["classifier_ckpt"].startswith("outputs/synthetic/classifier/")
-    outputs = [config["trainer"]["default_root_dir"], config["output"], config["json_dir"], config["text_dir"],
-               config["pictures_dir"]]
+    outputs = [config["trainer"]["default_root_dir"], config["csv"], config["out"]]
     assert all(path.startswith("outputs/synthetic/") for path in outputs)
 
 
 def test_every_file_in_configs_is_used_by_a_command():
     used = {CONFIGS / "base" / name for name in TrainCLI.BASE_CONFIGS + RecognizeCLI.BASE_CONFIGS}
-    used |= {Path(path) for _, _, model in COMMANDS for demo in (False, True) for path in recipe(model, demo)[1::2]}
-    used |= {Path(path) for model in SYNTHETIC for path in recipe(model, synthetic=True)[1::2]}
+    used |= {Path(path) for _, _, model in COMMANDS for preset in ("real", "demo") for path in recipe(model, preset)[1::2]}
+    used |= {Path(path) for model in SYNTHETIC for path in recipe(model, "synthetic")[1::2]}
     assert set(CONFIGS.rglob("*.yaml")) == used
 
 
 def test_the_demo_overrides_only_what_it_changes(capsys):
     real = printed_config(TrainCLI, "fit", recipe("classifier"), capsys)
-    demo = printed_config(TrainCLI, "fit", recipe("classifier", demo=True), capsys)
+    demo = printed_config(TrainCLI, "fit", recipe("classifier", "demo"), capsys)
     assert real["model"]["init_args"]["pretrained"] and not demo["model"]["init_args"]["pretrained"]
     # the demo's lighter backbone under the same two heads and SE branch; the real recipe keeps the Keras model's
     assert (real["model"]["init_args"]["backbone"], demo["model"]["init_args"]["backbone"]) == ("legacy_xception",

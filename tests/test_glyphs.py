@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import kuzu_lightning
-from kuzu_lightning.data.glyphs import CURSIVE, brush, hentaigana, ink_form, reference_glyph
-from kuzu_lightning.data.synthetic import DEFAULT_VOCABULARY, KANA, full_vocabulary
-from kuzu_lightning.font import BRUSH_STYLES, STYLES, brush_characters, font_path
+from kuzu_lightning.synthetic.fonts import BRUSH_STYLES, STYLES, brush_characters, font_path
+from kuzu_lightning.synthetic.generator import DEFAULT_VOCABULARY, KANA, full_vocabulary
+from kuzu_lightning.synthetic.glyphs import CURSIVE, brush, hentaigana, ink_form, reference_glyph
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -34,12 +34,12 @@ def test_the_styles_are_different_hands():
 def test_the_fonts_load_from_the_installed_package_without_network():
     package = Path(kuzu_lightning.__file__).parent
     for style in BRUSH_STYLES:
-        assert font_path(style).parent == package / "fonts"
+        assert font_path(style).parent == package / "synthetic" / "brush_fonts"
     script = ("import socket\n"
               "def refuse(*args, **kwargs): raise OSError('no network')\n"
               "socket.socket.connect = refuse; socket.create_connection = refuse; socket.getaddrinfo = refuse\n"
-              "from kuzu_lightning.data.glyphs import reference_glyph\n"
-              "from kuzu_lightning.font import STYLES\n"
+              "from kuzu_lightning.synthetic.glyphs import reference_glyph\n"
+              "from kuzu_lightning.synthetic.fonts import STYLES\n"
               "print(sum(int(reference_glyph(s, '奈').max() > 200) for s in STYLES))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == str(len(STYLES))

@@ -12,7 +12,8 @@ import torch
 
 from kuzu_lightning.data.formats import DataFormatError
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
-from kuzu_lightning.metrics import f1_summary, main, score_csv, score_frames
+from kuzu_lightning.metrics import f1_summary, score_csv, score_frames
+from kuzu_lightning.tools.kuzu import run
 
 A, B = "U+3042", "U+3044"
 
@@ -169,7 +170,7 @@ def test_cli_prints_one_json_object_last(tmp_path):
     del submission["p3"]  # a page missing from the submission
     sub = write_csv(tmp_path / "submission.csv", submission)
     sol = write_csv(tmp_path / "solution.csv", solution)
-    run = subprocess.run([sys.executable, "-m", "kuzu_lightning.metrics", str(sub), str(sol)],
+    run = subprocess.run([sys.executable, "-m", "kuzu_lightning", "score", str(sub), str(sol)],
                          capture_output=True, text=True, check=True)
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert set(result) >= {"f1", "precision", "recall", "tp", "fp", "fn"}
@@ -181,16 +182,15 @@ def test_cli_reports_bad_input_with_the_file_and_row(tmp_path, capsys):
     sub = write_csv(tmp_path / "submission.csv", {"a": f"{A} 1"})
     sol = write_csv(tmp_path / "solution.csv", {"a": ""})
     with pytest.raises(SystemExit) as exit_:
-        main([str(sub), str(sol)])
-    assert exit_.value.code == 2
-    assert f"{sub}, row 2: prediction has 2 tokens" in capsys.readouterr().err
+        run(["score", str(sub), str(sol)])
+    assert str(exit_.value.code).startswith(f"error: {sub}, row 2: prediction has 2 tokens")
 
 
 def test_cli_class_agnostic_ignores_code_points(tmp_path):
     sub = write_csv(tmp_path / "submission.csv", {"a": f"{B} 5 5"})
     sol = write_csv(tmp_path / "solution.csv", {"a": f"{A} 0 0 10 10"})
-    assert main([str(sub), str(sol)])["f1"] == 0.0
-    assert main([str(sub), str(sol), "--class-agnostic"])["f1"] == 1.0
+    assert run(["score", str(sub), str(sol)])["f1"] == 0.0
+    assert run(["score", str(sub), str(sol), "--class_agnostic"])["f1"] == 1.0
 
 
 def to_tensors(rows: dict[str, str], classes: dict[str, int], fields: int) -> list[dict]:

@@ -1,16 +1,16 @@
-"""``python -m kuzu_lightning.out_of_fold``: each training page read by a detector that did not train on its book."""
+"""``kuzu out-of-fold``: each training page read by a detector that did not train on its book."""
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from kuzu_lightning import out_of_fold
 from kuzu_lightning.data.detected_boxes import read_detected_boxes
 from kuzu_lightning.data.kaggle import load_train_pages, load_train_split
 from kuzu_lightning.data.pages import PageDataset, collate_whole_pages
 from kuzu_lightning.models.checkpoints import load_trained
 from kuzu_lightning.models.detector import CharDetector
+from kuzu_lightning.tools.kuzu import run
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def book_pages(synthetic_dir, fold):
 
 def test_each_page_is_read_by_the_fold_model_that_held_its_book_out(synthetic_dir, fold_models, tmp_path, caplog):
     out = tmp_path / "detected.csv"
-    assert out_of_fold.main([*fold_models, "--out", str(out), "--threshold", "0.0", "--num_workers", "0"]) == 0
+    assert run(["out-of-fold", "--detector", *fold_models, "--out", str(out), "--detection_threshold", "0.0",
+                 "--num_workers", "0"]) == 0
     rows = pd.read_csv(out, dtype={"image_id": str})
     held_out = book_pages(synthetic_dir, 0) | book_pages(synthetic_dir, 1)
     assert set(rows["image_id"]) == held_out and (rows["out_of_fold"] == 1).all()
@@ -49,7 +50,8 @@ def test_each_page_is_read_by_the_fold_model_that_held_its_book_out(synthetic_di
 
 def test_in_fold_reads_the_rest_with_the_first_detector_and_says_so(synthetic_dir, fold_models, tmp_path):
     out = tmp_path / "detected.csv"
-    out_of_fold.main([fold_models[0], "--out", str(out), "--in_fold", "--threshold", "0.0", "--num_workers", "0"])
+    run(["out-of-fold", "--detector", fold_models[0], "--out", str(out), "--in_fold", "--detection_threshold", "0.0",
+          "--num_workers", "0"])
     rows = pd.read_csv(out, dtype={"image_id": str})
     flags = rows.groupby("image_id")["out_of_fold"].first()
     assert set(flags.index) == {page.image_id for page in load_train_pages(synthetic_dir)}
@@ -59,7 +61,6 @@ def test_in_fold_reads_the_rest_with_the_first_detector_and_says_so(synthetic_di
 def test_a_checkpoint_that_is_no_detector_is_named_before_any_page_is_read(synthetic_dir, checkpoints, tmp_path,
                                                                            capsys):
     detector, classifier = checkpoints
-    with pytest.raises(SystemExit):
-        out_of_fold.main([str(detector), str(classifier), "--out", str(tmp_path / "x.csv")])
-    assert "classifier.ckpt: not a CharDetector checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="classifier.ckpt: not a CharDetector checkpoint"):
+        run(["out-of-fold", "--detector", str(detector), str(classifier), "--out", str(tmp_path / "x.csv")])
     assert not (tmp_path / "x.csv").exists()

@@ -1,4 +1,5 @@
-"""The package face: public names imported on first use, command lines that start without torch."""
+"""The package face: public names imported on first use, one ``kuzu`` command for every job, commands that need no
+model start without torch."""
 
 import subprocess
 import sys
@@ -6,8 +7,7 @@ import sys
 import pytest
 
 import kuzu_lightning
-
-COMMANDS = ["metrics", "data.synthetic", "baseline", "benchmark", "demo"]
+from kuzu_lightning.tools.kuzu import COMMANDS, run
 
 
 def test_public_names_resolve_to_their_classes():
@@ -20,16 +20,41 @@ def test_public_names_resolve_to_their_classes():
         kuzu_lightning.Nothing  # noqa: B018
 
 
-def test_the_metric_and_the_synthetic_data_import_neither_torch_nor_lightning():
-    probe = ("import sys, kuzu_lightning.metrics, kuzu_lightning.data.formats, kuzu_lightning.geometry; "
+def test_python_m_kuzu_lightning_lists_every_job():
+    run = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "kuzu_lightning", "--help"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    listed = [line.split()[0] for line in run.stdout.splitlines() if line.startswith("    ") and line[4] != " "]
+    assert listed == list(COMMANDS)
+    for job in ("demo", "synthetic", "train", "validate", "predict", "recognize", "score", "out-of-fold", "benchmark"):
+        assert job in COMMANDS
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_explains_itself(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run([command, "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: kuzu {command}")
+
+
+def test_the_commands_that_need_no_model_import_neither_torch_nor_lightning():
+    probe = ("import sys, kuzu_lightning.tools.kuzu, kuzu_lightning.tools.score, kuzu_lightning.tools.synthetic_pages, "
+             "kuzu_lightning.metrics, kuzu_lightning.synthetic.generator; "
              "print(sorted(m for m in ('torch', 'lightning', 'torchmetrics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_python_m_commands_start_without_runpy_warnings(command):
-    run = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", f"kuzu_lightning.{command}", "--help"],
-                         capture_output=True, text=True)
+def test_an_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        run(["transcribe"])
+    assert stop.value.code == 2 and "invalid choice: 'transcribe'" in capsys.readouterr().err
+
+
+def test_a_command_that_succeeds_exits_with_status_0(tmp_path):
+    """What a subcommand returns (here the dataset's folder) is not the exit status."""
+    run = subprocess.run([sys.executable, "-m", "kuzu_lightning", "synthetic", "--out", str(tmp_path / "pages"),
+                          "--pages", "1", "--test_pages", "1", "--height", "400"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert "found in sys.modules" not in run.stderr and "usage:" in run.stdout
+    assert (tmp_path / "pages" / "train.csv").is_file() and run.stderr == ""

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from kuzu_lightning.data.kaggle import load_train_pages
-from kuzu_lightning.data.page_statistics import columns, main, markdown_table, page_measures, statistics
 from kuzu_lightning.geometry import box_centres
+from kuzu_lightning.tools.kuzu import run
+from kuzu_lightning.tools.page_statistics import columns, markdown_table, page_measures, statistics
 
 
 def test_columns_run_right_to_left_and_top_to_bottom_whatever_the_order_of_the_boxes():
@@ -40,7 +41,7 @@ def test_synthetic_labels_are_in_reading_order(synthetic_dir):
 
 
 def test_synthetic_pages_follow_the_real_layout(shared_dir, tmp_path, capsys):
-    result = main(["--shared", str(shared_dir), "--pages", "12", "--picture", str(tmp_path / "pages.png")])
+    result = run(["statistics", "--real_data", str(shared_dir), "--pages", "12", "--picture", str(tmp_path / "pages.png")])
     table = capsys.readouterr().out.splitlines()
     picture = cv2.imread(str(tmp_path / "pages.png"))
     assert picture.shape[0] == 1000 and picture.shape[1] > 4 * 500  # four pages side by side

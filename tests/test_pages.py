@@ -126,3 +126,24 @@ def test_datamodule_splits_by_book_and_batches_variable_box_counts(synthetic_dir
     assert len(pages["images"]) == 2 and pages["scales"].shape == (2, 2) and len(pages["boxes"]) == 2
     ids = [image_id for batch in data.predict_dataloader() for image_id in batch["image_ids"]]
     assert ids == load_test_ids(synthetic_dir) and len(ids) == 3
+
+
+def test_synthetic_pages_are_generated_by_prepare_data_not_when_the_datamodule_is_made(tmp_path):
+    data = PageDataModule(str(tmp_path / "synthetic"), num_workers=0, n_folds=3, synthetic_pages=3,
+                          train_longest_side=400)
+    assert not (tmp_path / "synthetic").exists()  # under DDP every process makes one; one per node prepares
+    data.prepare_data()
+    assert len(load_train_pages(tmp_path / "synthetic")) == 3
+
+
+def test_a_list_of_scans_is_predicted_in_order_at_full_size_and_at_the_detector_scale(synthetic_dir):
+    scans = [Page(f"book/{path.stem}", image_path=path) for path in sorted((synthetic_dir / "test_images").glob("*"))]
+    data = PageDataModule.for_scans(scans, eval_longest_side=300, num_workers=0)
+    data.prepare_data()
+    data.setup("predict")
+    batches = list(data.predict_dataloader())
+    assert [batch["image_ids"] for batch in batches] == [[page.image_id] for page in scans]  # one page a batch
+    for batch, page in zip(batches, scans):
+        original = cv2.cvtColor(cv2.imread(str(page.image_path)), cv2.COLOR_BGR2RGB)
+        assert np.array_equal(batch["originals"][0].permute(1, 2, 0).numpy(), original)
+        assert max(batch["images"][0].shape[1:]) == 300

@@ -7,11 +7,18 @@ import pandas as pd
 import pytest
 import torch
 
-from kuzu_lightning.benchmark import main
 from kuzu_lightning.data.formats import format_predictions
-from kuzu_lightning.data.real_pages import UNKNOWN_CODE, kmnist_test, labelled_real_pages, read_box_csv
+from kuzu_lightning.data.real_pages import (
+    REAL_DATA_VARIABLE,
+    UNKNOWN_CODE,
+    kmnist_test,
+    labelled_real_pages,
+    read_box_csv,
+    real_data_dir,
+)
 from kuzu_lightning.geometry import box_centres
-from kuzu_lightning.real_benchmark import baseline_submission, bench_real, score_detections, top_k
+from kuzu_lightning.tools.accuracy import baseline_submission, bench_real, score_detections, top_k
+from kuzu_lightning.tools.kuzu import run
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +75,18 @@ def test_top_k_counts_classes_the_classifier_does_not_have_as_misses():
 
 
 def test_without_the_real_data_the_benchmark_says_so(tmp_path, capsys):
-    assert bench_real(shared=tmp_path)["skipped"].endswith("the labelled real pages are not there")
-    main(["real", "--shared", str(tmp_path)])
+    assert bench_real(tmp_path)["skipped"].endswith("the labelled real pages are not there")
+    run(["benchmark", "real", "--real_data", str(tmp_path)])
     assert "skipped" in json.loads(capsys.readouterr().out.splitlines()[-1])
-    with pytest.raises(SystemExit):
-        main(["real", "--classifier", "c.ckpt"])
+    with pytest.raises(SystemExit, match="--classifier needs --detector"):
+        run(["benchmark", "real", "--real_data", str(tmp_path), "--classifier", "c.ckpt"])
+
+
+def test_the_real_data_folder_comes_from_the_option_or_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(REAL_DATA_VARIABLE, raising=False)
+    with pytest.raises(FileNotFoundError, match=f"give --real_data DIR or set {REAL_DATA_VARIABLE}"):
+        real_data_dir(None)
+    assert real_data_dir(None, required=False) is None
+    assert real_data_dir(tmp_path) == tmp_path
+    monkeypatch.setenv(REAL_DATA_VARIABLE, str(tmp_path / "elsewhere"))
+    assert real_data_dir(None) == tmp_path / "elsewhere" and real_data_dir(tmp_path) == tmp_path

@@ -1,4 +1,4 @@
-"""The real Kaggle sample in ../shared/kuzushiji-real (skipped when absent): loads exactly and sits on its pages."""
+"""The real Kaggle sample in the real data folder (skipped when absent): loads exactly and sits on its pages."""
 
 import numpy as np
 

@@ -1,5 +1,5 @@
-"""``python -m kuzu_lightning.recognize``: a folder tree of scans in, per-page JSON, text and pictures out; killed and
-resumed; one process against two DDP processes."""
+"""``kuzu recognize``: a folder tree of scans in, per-page JSON, text and pictures out; killed and resumed; one process
+against two DDP processes."""
 
 import json
 import os
@@ -14,7 +14,7 @@ import cv2
 import pandas as pd
 import pytest
 
-from kuzu_lightning.recognize import find_images, output_keys
+from kuzu_lightning.tools.recognize import find_images, output_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same float arithmetic in one process and in two
@@ -42,8 +42,9 @@ def scans(synthetic_dir, tmp_path_factory) -> Path:
 
 
 def recognize(checkpoints, inputs: list[str], out: Path, *options: str, wait: bool = True) -> subprocess.Popen:
-    command = [sys.executable, "-m", "kuzu_lightning.recognize", *map(str, checkpoints), *inputs, "--out", str(out),
-               "--accelerator", "cpu", "--num_workers", "0", *options]
+    detector, classifier = checkpoints
+    command = [sys.executable, "-m", "kuzu_lightning", "recognize", *inputs, "--detector", str(detector), "--classifier",
+               str(classifier), "--out", str(out), "--accelerator", "cpu", "--num_workers", "0", *options]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=ONE_THREAD)
     if wait:
@@ -61,7 +62,7 @@ def outputs(out: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def recognized(checkpoints, scans, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("transcribed")
-    recognize(checkpoints, [str(scans)], out, "--csv", str(out / "submission.csv"), "--pictures")
+    recognize(checkpoints, [str(scans)], out, "--csv", str(out / "submission.csv"), "--formats", "json,txt,png")
     return out
 
 
@@ -100,6 +101,7 @@ def test_every_page_gets_its_json_text_and_picture_mirroring_the_tree(recognized
     assert [len(labels.split()) // 3 for labels in submission["labels"]] == characters
 
 
+@pytest.mark.slow
 def test_a_killed_run_started_again_completes_every_page_exactly_once(checkpoints, scans, recognized, tmp_path):
     out = tmp_path / "out"
     process = recognize(checkpoints, [str(scans)], out, wait=False)
@@ -123,6 +125,7 @@ def test_a_killed_run_started_again_completes_every_page_exactly_once(checkpoint
     assert "0 to recognise" in finished.output and json.loads((out / "summary.json").read_text())["recognised_now"] == 0
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_write_what_one_process_writes(checkpoints, scans, recognized, tmp_path):
     out = tmp_path / "out"
     recognize(checkpoints, [str(scans)], out, "--devices", "2", "--csv", str(out / "submission.csv"))
@@ -133,7 +136,8 @@ def test_two_ddp_processes_write_what_one_process_writes(checkpoints, scans, rec
 
 def test_nothing_to_read_is_an_error(checkpoints, tmp_path):
     (tmp_path / "empty").mkdir()
-    run = subprocess.run([sys.executable, "-m", "kuzu_lightning.recognize", *map(str, checkpoints),
-                          str(tmp_path / "empty"), "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    detector, classifier = checkpoints
+    run = subprocess.run([sys.executable, "-m", "kuzu_lightning", "recognize", str(tmp_path / "empty"), "--detector",
+                          str(detector), "--classifier", str(classifier), "--out", str(tmp_path / "out")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode != 0 and run.stderr.strip().splitlines()[-1].startswith("error: no image found in")

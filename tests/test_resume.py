@@ -15,8 +15,9 @@ import torch
 import yaml
 
 from kuzu_lightning.cli import recipe
-from kuzu_lightning.data.synthetic import generate
+from kuzu_lightning.synthetic.generator import generate
 
+pytestmark = pytest.mark.slow  # real train.py processes, killed and resumed
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
 STEPS_PER_EPOCH, EPOCHS = 4, 2  # 8 optimizer steps
@@ -41,7 +42,7 @@ def data_dir(tmp_path_factory):
 def train(model: str, data_dir: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
     """``train.py fit`` in a session of its own, its output in a file: a killed process's loader workers
     (children of the forkserver, not of the killed process) outlive it, and are ended with its session."""
-    args = [sys.executable, str(ROOT / "train.py"), "fit", *recipe(model, demo=True), "--data.data_dir", str(data_dir),
+    args = [sys.executable, str(ROOT / "train.py"), "fit", *recipe(model, "demo"), "--data.data_dir", str(data_dir),
             "--trainer.default_root_dir", str(root), *COMMON, *SMALL[model], *extra]
     root.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile("w+") as output:
@@ -59,7 +60,7 @@ def train(model: str, data_dir: Path, root: Path, *extra: str) -> subprocess.Com
 def interrupt_config(folder: Path, step: int, signal_name: str) -> list[str]:
     path = folder / f"interrupt-{signal_name}-{step}.yaml"
     path.write_text(yaml.safe_dump({"trainer": {"callbacks+": [
-        {"class_path": "interrupt.InterruptAt", "init_args": {"step": step, "signal_name": signal_name}}]}}))
+        {"class_path": "helpers.interrupt.InterruptAt", "init_args": {"step": step, "signal_name": signal_name}}]}}))
     return ["--config", str(path)]
 
 

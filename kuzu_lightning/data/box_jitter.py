@@ -2,7 +2,7 @@
 
 The classifier reads crops cut around *detected* boxes, which sit off the true ones: their centres
 shifted, their sides too long or too short. :class:`BoxJitter` draws such boxes from a true one,
-with the error distribution that ``predict.py validate`` measures on the validation books (its
+with the error distribution that ``kuzu validate recognizer`` measures on the validation books (its
 error budget, :mod:`kuzu_lightning.error_budget`): for a true box of width ``w`` and height ``h``,
 
 - the centre moves by ``dx * w`` and ``dy * h``, ``dx ~ N(centre_dx)``, ``dy ~ N(centre_dy)``;
@@ -34,7 +34,7 @@ class BoxJitter:
     @classmethod
     def from_budget(cls, budget: dict[str, float]) -> BoxJitter:
         """The jitter of an error budget: its ``centre_dx`` (the std) and ``centre_dx_mean``, and so on,
-        with or without the ``val/budget/`` prefix that ``predict.py validate`` logs them under."""
+        with or without the ``val/budget/`` prefix that ``kuzu validate recognizer`` logs them under."""
         values = {key.removeprefix("val/budget/"): float(value) for key, value in budget.items()}
         missing = [key for name in ERRORS for key in (name, f"{name}_mean") if key not in values]
         if missing:

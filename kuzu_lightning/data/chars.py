@@ -27,10 +27,10 @@ from kuzu_lightning.data.detected_boxes import read_detected_boxes
 from kuzu_lightning.data.draws import ResumableDataModule, seeded
 from kuzu_lightning.data.kaggle import Page, load_train_split
 from kuzu_lightning.data.loaders import evaluation_options, worker_options
-from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import char_train_transform
 from kuzu_lightning.data.vocabulary import UNK, Vocabulary
 from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE
+from kuzu_lightning.synthetic.generator import ensure_dataset, synthetic_class_table
 
 log = logging.getLogger(__name__)
 
@@ -135,18 +135,20 @@ class CharDataModule(ResumableDataModule):
         class_balance, min_count: long-tail sampling, see :func:`sampling_weights`.
         unk_per_page: "not a character" crops per page; > 0 adds the class ``unk`` to the vocabulary.
         augment: training augmentation (:func:`~kuzu_lightning.data.transforms.char_train_transform`).
-        box_jitter: the detector's box errors, as ``predict.py validate``'s error budget prints them
+        box_jitter: the detector's box errors, as ``kuzu validate recognizer``'s error budget prints them
             (``centre_dx`` and ``centre_dx_mean``, ... ``log_height_mean``): each training crop is cut
             around its box moved by a draw of them (:class:`~kuzu_lightning.data.box_jitter.BoxJitter`),
             from a cache kept with :data:`JITTER_CONTEXT` times the context; validation stays on true boxes.
             For when no detected boxes exist.
         detected_boxes: a detected-boxes CSV of the training pages (:mod:`~kuzu_lightning.data.detected_boxes`,
-            written by ``python -m kuzu_lightning.out_of_fold``): their crops train too, each labelled by the
+            written by ``kuzu out-of-fold``): their crops train too, each labelled by the
             true box it matches at IoU 0.5 or more, else ``unk`` (which it adds to the vocabulary).
         detected_share: the share of training draws that are detected-box crops (the rest: true boxes and
             ``unk_per_page`` crops, in their natural proportion); class balance applies within each part.
         cache_dir: where crop caches live (default ``data_dir/cache``).
-        synthetic_pages: if > 0 and ``data_dir`` has no ``train.csv``, generate that many synthetic pages there.
+        synthetic_pages: if > 0 and ``data_dir`` has no ``train.csv``, ``prepare_data`` generates that many
+            synthetic pages there (:func:`~kuzu_lightning.synthetic.generator.ensure_dataset`); the class table is
+            known before, the one the generator writes.
         seed: seed of the synthetic data.
         max_pixels: page size limit (default :data:`~kuzu_lightning.data.images.DEFAULT_MAX_PIXELS`).
     """
@@ -166,14 +168,20 @@ class CharDataModule(ResumableDataModule):
         if not 0 <= detected_share <= 1:
             raise ValueError(f"detected_share must be between 0 and 1, not {detected_share}")
         self.data_dir = Path(data_dir)
-        if synthetic_pages > 0:
-            ensure_dataset(self.data_dir, pages=synthetic_pages, seed=seed)
-        self.vocabulary = Vocabulary.from_csv(self.data_dir / "unicode_translation.csv",
-                                              unk=unk_per_page > 0 or bool(detected_boxes))
         self.jitter = BoxJitter.from_budget(box_jitter) if box_jitter else None
         self.spec = CropSpec(input_size, margin, unk_per_page, max_pixels, JITTER_CONTEXT if self.jitter else 1.0)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
         self.cache: CropCache | None = None
+
+    @cached_property
+    def vocabulary(self) -> Vocabulary:
+        """The class table of ``data_dir/unicode_translation.csv``, with ``unk`` when ``unk_per_page`` or
+        ``detected_boxes`` give that class; before the synthetic data is generated, the table it will have."""
+        hp, table = self.hparams, self.data_dir / "unicode_translation.csv"
+        unk = hp.unk_per_page > 0 or bool(hp.detected_boxes)
+        if not table.is_file() and hp.synthetic_pages > 0:
+            return Vocabulary(synthetic_class_table(), unk=unk)
+        return Vocabulary.from_csv(table, unk=unk)
 
     @property
     def codes(self) -> list[str]:
@@ -203,6 +211,8 @@ class CharDataModule(ResumableDataModule):
         return found
 
     def prepare_data(self) -> None:
+        if self.hparams.synthetic_pages > 0:  # on one process per node, before any reads (Lightning's promise)
+            ensure_dataset(self.data_dir, pages=self.hparams.synthetic_pages, seed=self.hparams.seed)
         self._cache(*self._split())
 
     def setup(self, stage: str | None = None) -> None:

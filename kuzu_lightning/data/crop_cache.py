@@ -39,10 +39,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kuzu_lightning.atomic import partial_name, remove_abandoned_partials
 from kuzu_lightning.data.detected_boxes import label_detections
 from kuzu_lightning.data.images import PageDecodeError, decode_page
 from kuzu_lightning.data.kaggle import Page
-from kuzu_lightning.data.loaders import map_in_processes, partial_name, remove_abandoned_partials
+from kuzu_lightning.data.loaders import map_in_processes
 from kuzu_lightning.data.vocabulary import UNK
 from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE, crop_squares
 

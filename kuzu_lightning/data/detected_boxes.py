@@ -1,6 +1,6 @@
 """Detected boxes of training pages, for training the classifier on what the detector finds.
 
-The file (written by ``python -m kuzu_lightning.out_of_fold``) is a UTF-8 CSV, one row per detection::
+The file (written by ``kuzu out-of-fold``) is a UTF-8 CSV, one row per detection::
 
     image_id,x_min,y_min,x_max,y_max,score,out_of_fold
     100241706_00004_2,1203.5,388.25,1290.0,470.75,0.9812,1
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
+from kuzu_lightning.atomic import atomic_file
 from kuzu_lightning.data.formats import DataFormatError, read_csv, where
 from kuzu_lightning.data.vocabulary import UNK
 from kuzu_lightning.error_budget import MATCH_IOU
-from kuzu_lightning.submission import atomic_file
 
 COLUMNS = ("image_id", "x_min", "y_min", "x_max", "y_max", "score", "out_of_fold")
 

@@ -1,15 +1,11 @@
-"""What every DataModule shares: DataLoader settings, shards of the data under DDP, one-time cache builders."""
+"""What every DataModule shares: DataLoader settings, shards of the data under DDP, the processes that build caches."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
-import re
-import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import cv2
 import torch
@@ -17,7 +13,6 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 log = logging.getLogger(__name__)
-_PARTIAL = re.compile(r"\.partial-(\d+)")
 
 
 def worker_options(num_workers: int) -> dict:
@@ -82,37 +77,3 @@ def map_in_processes(function: Callable, jobs: Iterable, workers: int) -> Iterat
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=cv2.setNumThreads, initargs=(1,)) as pool:
         yield from pool.map(function, jobs, chunksize=4)
-
-
-def partial_name(name: str) -> str:
-    """The name a cache entry is built under before it is renamed into place: it holds this process's id."""
-    return f"{name}.partial-{os.getpid()}"
-
-
-def remove_abandoned_partials(directory: str | Path, recursive: bool = False) -> None:
-    """Delete what an interrupted cache build or write left in ``directory`` (and its subfolders, if ``recursive``):
-    entries named by :func:`partial_name` whose process is gone (one still running is left alone)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return
-    for path in directory.rglob("*.partial-*") if recursive else directory.iterdir():
-        match = _PARTIAL.search(path.name)
-        if match is None or _process_alive(int(match.group(1))):
-            continue
-        log.info("removing %s, left by an interrupted cache build", path)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's
-        return True
-    return True

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import cv2
 
+from kuzu_lightning.atomic import partial_name, remove_abandoned_partials
 from kuzu_lightning.data.images import PageDecodeError, decode_page
 from kuzu_lightning.data.kaggle import Page
-from kuzu_lightning.data.loaders import map_in_processes, partial_name, remove_abandoned_partials
+from kuzu_lightning.data.loaders import map_in_processes
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from kuzu_lightning.data.images import PageDecodeError, decode_page, read_image_
 from kuzu_lightning.data.kaggle import Page, load_test_ids, load_train_split
 from kuzu_lightning.data.loaders import evaluation_options, worker_options
 from kuzu_lightning.data.page_cache import ensure_resized_pages
-from kuzu_lightning.data.synthetic import ensure_dataset
 from kuzu_lightning.data.transforms import page_train_transform
 from kuzu_lightning.geometry import page_scale, proper_boxes, to_resized
+from kuzu_lightning.synthetic.generator import ensure_dataset
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +157,13 @@ class PageDataModule(ResumableDataModule):
         n_folds, fold, val_books: book-wise K-fold split, or these books held out for validation
             (None: fold 0 of 5; ``predict.py``: the detector checkpoint's).
         cache_dir: where resized pages live (default ``data_dir/cache``).
-        synthetic_pages, seed: if > 0 and ``data_dir`` has no ``train.csv``, generate that many synthetic pages.
+        synthetic_pages, seed: if > 0 and ``data_dir`` has no ``train.csv``, ``prepare_data`` generates that many
+            synthetic pages there (:func:`~kuzu_lightning.synthetic.generator.ensure_dataset`).
         max_pixels: page size limit (default :data:`~kuzu_lightning.data.images.DEFAULT_MAX_PIXELS`).
         originals: whole-page batches also carry each page at full size (``originals``), for the
             Recognizer's character crops.
+
+    :meth:`for_scans` makes one that predicts any list of scans instead of a folder's test pages (``kuzu recognize``).
     """
 
     def __init__(self, data_dir: str = "data/kaggle", train_longest_side: int = 2048,
@@ -178,8 +181,7 @@ class PageDataModule(ResumableDataModule):
         self.hparams.update(data_dir=str(data_dir), cache_dir=str(cache_dir) if cache_dir else None)
         self.data_dir = Path(data_dir)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
-        if synthetic_pages > 0:
-            ensure_dataset(self.data_dir, pages=synthetic_pages, seed=seed)
+        self.scans: list[Page] | None = None  # see for_scans
         self.train_split: list[Page] | None = None  # training pages as listed
         self.train_pages: list[Page] | None = None  # the same, pointing at their resized copies
         self.val_pages: list[Page] | None = None
@@ -192,7 +194,20 @@ class PageDataModule(ResumableDataModule):
         return ensure_resized_pages(pages, self.hparams.train_longest_side, self.cache_dir, self.hparams.num_workers,
                                     self.hparams.max_pixels)
 
+    @classmethod
+    def for_scans(cls, pages: list[Page], eval_longest_side: int, num_workers: int = 2) -> PageDataModule:
+        """A DataModule that predicts ``pages`` (each with its ``image_path``; its ``image_id`` names its outputs),
+        one page a batch, resized to ``eval_longest_side`` and at full size (``originals``), for a Recognizer."""
+        data = cls(data_dir="", eval_longest_side=eval_longest_side, eval_batch_size=1, num_workers=num_workers,
+                   originals=True)
+        data.scans = list(pages)
+        return data
+
     def prepare_data(self) -> None:
+        if self.scans is not None:
+            return
+        if self.hparams.synthetic_pages > 0:  # on one process per node, before any reads (Lightning's promise)
+            ensure_dataset(self.data_dir, pages=self.hparams.synthetic_pages, seed=self.hparams.seed)
         fitting = self.trainer is None or self.trainer.state.fn == "fit"
         if fitting and (self.data_dir / "train.csv").is_file():
             self._cache(self._split()[0])
@@ -224,10 +239,13 @@ class PageDataModule(ResumableDataModule):
 
     test_dataloader = val_dataloader
 
-    def predict_ids(self) -> list[str]:
-        """The test pages: every id of ``sample_submission.csv`` in its order, else every ``test_images/*.jpg``."""
-        return load_test_ids(self.data_dir)
+    def predict_pages(self) -> list[Page]:
+        """The pages to predict: the scans of :meth:`for_scans`, else the test pages, every id of
+        ``sample_submission.csv`` in its order (else every ``test_images/*.jpg``)."""
+        if self.scans is not None:
+            return self.scans
+        image_dir = self.data_dir / "test_images"
+        return [Page(image_id, image_path=image_dir / f"{image_id}.jpg") for image_id in load_test_ids(self.data_dir)]
 
     def predict_dataloader(self) -> DataLoader:
-        image_dir = self.data_dir / "test_images"
-        return self._pages_loader([Page(i, image_path=image_dir / f"{i}.jpg") for i in self.predict_ids()])
+        return self._pages_loader(self.predict_pages())

@@ -1,4 +1,5 @@
-"""The real labelled data beside the repository (``../shared``), for checks, never for training.
+"""The real labelled data, for checks, never for training: a folder given by ``--real_data`` or the environment
+variable ``KUZU_REAL_DATA`` (:func:`real_data_dir`) that holds
 
 - ``kuzushiji-real/``: five Kaggle train pages of book 100241706 (464 characters with code points);
 - ``real-pages/boxes/*.csv``: the character boxes (no code points) of pages in ``real-pages/clean/``,
@@ -13,6 +14,7 @@ a character whose code point is unknown carries :data:`UNKNOWN_CODE`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +26,19 @@ from kuzu_lightning.geometry import xywh_to_xyxy
 UNKNOWN_CODE = "U+FFFD"
 """The code point of a character whose box is known but not its class (the replacement character)."""
 
-SHARED = Path("../shared")
-"""Where the shared data lies, seen from the repository root."""
+REAL_DATA_VARIABLE = "KUZU_REAL_DATA"
+"""The environment variable that names the real data folder when no ``--real_data`` does."""
 
 BOX_COLUMNS = ["label_name", "bbox_x", "bbox_y", "bbox_width", "bbox_height", "image_name"]
+
+
+def real_data_dir(given: str | Path | None = None, required: bool = True) -> Path | None:
+    """The real data folder: ``given``, else the one :data:`REAL_DATA_VARIABLE` names. When neither does: None, or
+    with ``required`` a ``FileNotFoundError`` that says how to give it."""
+    folder = given or os.environ.get(REAL_DATA_VARIABLE)
+    if not folder and required:
+        raise FileNotFoundError(f"no real data folder: give --real_data DIR or set {REAL_DATA_VARIABLE}")
+    return Path(folder) if folder else None
 
 
 def read_box_csv(path: str | Path, image_dir: str | Path) -> list[Page]:
@@ -49,7 +60,7 @@ def read_box_csv(path: str | Path, image_dir: str | Path) -> list[Page]:
     return list(pages.values())
 
 
-def labelled_real_pages(shared: str | Path = SHARED) -> list[Page]:
+def labelled_real_pages(shared: str | Path) -> list[Page]:
     """Every labelled real page: the Kaggle sample's train pages, then those of ``real-pages/boxes/``.
 
     Raises ``FileNotFoundError`` naming what is missing when ``shared`` lacks either folder.
@@ -65,7 +76,7 @@ def labelled_real_pages(shared: str | Path = SHARED) -> list[Page]:
     return pages
 
 
-def kmnist_test(shared: str | Path = SHARED) -> tuple[np.ndarray, list[str]]:
+def kmnist_test(shared: str | Path) -> tuple[np.ndarray, list[str]]:
     """KMNIST's test set as ``(images, codes)``: uint8 ``(N, 28, 28)`` **dark ink on light paper**
     (the files hold white on black), and each image's code point."""
     folder = Path(shared) / "kmnist-test"

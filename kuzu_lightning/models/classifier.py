@@ -1,4 +1,4 @@
-"""``CharClassifier``: the LightningModule around :class:`~kuzu_lightning.models.xception_se.XceptionSE`.
+"""``CharClassifier``: the LightningModule around :class:`~kuzu_lightning.models.two_head_se.TwoHeadSE`.
 
 Loss: ``head_weights[0] * CE(plain head) + head_weights[1] * CE(SE head)`` (optional label
 smoothing). Probabilities: the mean of both heads' softmaxes. Logged: ``train/loss``, ``train/lr``,
@@ -23,7 +23,7 @@ from kuzu_lightning.data.vocabulary import UNK
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
 from kuzu_lightning.models.checkpoints import record_class
 from kuzu_lightning.models.optim import build_optimizer, build_schedule
-from kuzu_lightning.models.xception_se import XceptionSE
+from kuzu_lightning.models.two_head_se import TwoHeadSE
 
 
 def mean_probabilities(plain: torch.Tensor, se: torch.Tensor) -> torch.Tensor:
@@ -36,7 +36,7 @@ class CharClassifier(L.LightningModule):
 
     Args:
         codes: class index -> code point (``unk`` last when the data has that class).
-        backbone, pretrained, weights_path, dropout, se_reduction: the network, see ``XceptionSE``.
+        backbone, pretrained, weights_path, dropout, se_reduction: the network, see ``TwoHeadSE``.
         head_weights: weights of the plain and SE heads' cross-entropies.
         label_smoothing: of both cross-entropies.
         optimizer, lr, weight_decay, momentum: see :func:`~kuzu_lightning.models.optim.build_optimizer`.
@@ -52,7 +52,7 @@ class CharClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.codes = list(codes)
-        self.network = XceptionSE(len(self.codes), backbone, pretrained, weights_path, dropout, se_reduction)
+        self.network = TwoHeadSE(len(self.codes), backbone, pretrained, weights_path, dropout, se_reduction)
         self.unk_index = self.codes.index(UNK) if UNK in self.codes else None
         k = min(5, len(self.codes))
         accuracy = MetricCollection({

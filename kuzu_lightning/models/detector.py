@@ -122,8 +122,8 @@ class CharDetector(L.LightningModule):
         rpn_post_nms_top_n_test: region proposals kept per page at inference.
         box_batch_size_per_image: proposals sampled per training image for the box head's loss
             (torchvision's 512; fewer make a CPU step much cheaper, ``roi_align``'s backward dominates).
-        score_threshold: the score above which a detection counts for ``val/f1`` and ``predict`` keeps it;
-            also :attr:`detection_threshold` until a validation has chosen one.
+        score_threshold: the score above which a detection counts for ``val/f1``; also :attr:`detection_threshold`
+            (the threshold ``predict`` and every reader of pages keep detections at) until a validation has chosen one.
         sweep: further thresholds tried for ``val/best_f1``.
         optimizer, lr, momentum, weight_decay: see :func:`~kuzu_lightning.models.optim.build_optimizer`
             (the original: SGD 0.005, momentum 0.9, weight decay 5e-4).
@@ -236,10 +236,11 @@ class CharDetector(L.LightningModule):
         self._log_f1("test", self.test_f1)
 
     def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
-        """Per page: ``image_id``, ``boxes`` (xyxy, original-scan pixels) and ``scores`` above ``score_threshold``."""
+        """Per page: ``image_id``, ``boxes`` (xyxy, original-scan pixels) and ``scores`` of at least
+        :attr:`detection_threshold`, the threshold every reader of pages uses."""
         pages = []
         for image_id, page in zip(batch["image_ids"], self.detect(batch)):
-            kept = page["scores"] >= self.hparams.score_threshold
+            kept = page["scores"] >= self.detection_threshold
             pages.append({"image_id": image_id, "boxes": page["boxes"][kept].cpu(), "scores": page["scores"][kept].cpu()})
         return pages
 

@@ -11,11 +11,11 @@ For a batch of pages (:mod:`~kuzu_lightning.data.pages` page batches):
 4. detections labelled ``unk`` or below ``min_confidence`` are dropped; at most ``max_characters``
    per page are kept, by detection score.
 
-``validate`` (``predict.py validate``, on validation books) logs the end-to-end F1 at the configured
+``validate`` (``kuzu validate recognizer``, on validation books) logs the end-to-end F1 at the configured
 thresholds, the detection-only F1, the F1 per book, the error budget (:mod:`kuzu_lightning.error_budget`,
 as ``val/budget/*``) and the end-to-end F1 over the grid ``threshold_grid`` x ``confidence_grid``:
 its best as ``val/best_f1`` at ``val/best_detection_threshold`` and ``val/best_min_confidence``
-(:attr:`Recognizer.best_thresholds`; ``predict.py validate --thresholds_out FILE`` writes them as a
+(:attr:`Recognizer.best_thresholds`; ``kuzu validate recognizer --thresholds_out FILE`` writes them as a
 config that ``predict`` reads). Thresholds are chosen on validation books, never on test pages.
 
 :meth:`Recognizer.recognize` gives a :class:`~kuzu_lightning.records.RecognizedPage` per page: its

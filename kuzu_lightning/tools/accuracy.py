@@ -1,0 +1,197 @@
+"""Accuracy benchmarks (``kuzu benchmark real``, ``kuzu benchmark reading-order``); each gives one JSON object,
+printed as the command's last line.
+
+    kuzu benchmark real --real_data DIR --detector CKPT [--classifier CKPT] [--detection_threshold T]
+    kuzu benchmark reading-order [--real_data DIR]
+
+``real`` is the check on real Kuzushiji: trained models measured on the labelled real pages and on KMNIST.
+
+On the labelled real pages (:func:`~kuzu_lightning.data.real_pages.labelled_real_pages`: five
+Kaggle pages of book 100241706 and one page of book 200010454 whose boxes have no code points):
+
+- the class-agnostic detection F1 (the competition metric, classes ignored) of the detector and of
+  the model-free ink-blob baseline (:mod:`kuzu_lightning.tools.baseline`), per book and overall;
+- with ``--classifier``: its top-1 and top-5 on the characters of known class cut from their true
+  boxes (464), the end-to-end F1 with classes of detector + classifier on the pages of known classes,
+  and its top-1 on the 10,000 KMNIST test characters, scores restricted to KMNIST's 10 classes.
+
+Detections are kept above the detector's ``detection_threshold`` (the best on its validation books, recorded
+in its checkpoint; else its ``score_threshold``) or ``--detection_threshold``, in both scores; the result
+says which. The real pages are a check, never a validation set: do not choose settings on them. When the data
+is absent the benchmark says so and reports nothing else.
+
+``reading-order`` is :func:`bench_reading_order`.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from kuzu_lightning.data.formats import format_predictions
+from kuzu_lightning.data.kaggle import Page
+from kuzu_lightning.data.pages import EVAL_LONGEST_SIDE, PageDataset, collate_whole_pages
+from kuzu_lightning.data.real_pages import UNKNOWN_CODE, kmnist_test, labelled_real_pages
+from kuzu_lightning.geometry import box_centres
+from kuzu_lightning.metrics import score_frames
+from kuzu_lightning.tools.baseline import predict_page
+
+log = logging.getLogger(__name__)
+
+
+def solution(pages: Sequence[Page]) -> pd.DataFrame:
+    """The pages' labels as a Kaggle ``image_id,labels`` frame."""
+    return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": [page.labels() for page in pages]})
+
+
+def score_detections(pages: Sequence[Page], submission: pd.DataFrame) -> dict:
+    """Class-agnostic competition F1 of ``submission`` (an ``image_id,labels`` frame of predicted
+    centres) on ``pages``: ``{"overall": {f1, precision, recall, tp, fp, fn, pages}, "books": {book: ...}}``."""
+    books = {}
+    for book in sorted({page.book for page in pages}):
+        ids = [page.image_id for page in pages if page.book == book]
+        books[book] = score_frames(submission[submission["image_id"].isin(ids)],
+                                   solution([page for page in pages if page.book == book]), class_agnostic=True)
+    return {"overall": score_frames(submission, solution(pages), class_agnostic=True), "books": books}
+
+
+def classes_known(pages: Sequence[Page]) -> list[Page]:
+    """The pages whose characters all have a code point."""
+    return [page for page in pages if UNKNOWN_CODE not in page.codes]
+
+
+def baseline_submission(pages: Sequence[Page]) -> pd.DataFrame:
+    """The ink-blob baseline on each page, as :func:`kuzu_lightning.tools.baseline.predict_page` predicts it."""
+    rows = [predict_page(page.image_path, UNKNOWN_CODE) for page in pages]
+    return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
+
+
+def _page_batches(pages: Sequence[Page], longest_side: int, originals: bool = False):
+    """One-page batches of ``pages`` resized to ``longest_side`` (with the full-size page for crops with ``originals``)."""
+    dataset = PageDataset(list(pages), longest_side, originals=originals)
+    for i in range(len(dataset)):
+        yield collate_whole_pages([dataset[i]])
+
+
+def detector_submission(detector, longest_side: int, pages: Sequence[Page], threshold: float) -> pd.DataFrame:
+    """The centres of a loaded ``CharDetector``'s boxes scoring ``threshold`` or more on each page resized to
+    ``longest_side`` (the scale it was validated at)."""
+    rows = [format_predictions([UNKNOWN_CODE] * len(boxes), box_centres(boxes.cpu()).numpy().round())
+            for _, boxes, _ in detector.read_pages(pages, longest_side, threshold)]
+    return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
+
+
+def top_k(probabilities: torch.Tensor, truth: Sequence[str], codes: Sequence[str], k: int) -> float:
+    """Share of rows whose true code point is among their ``k`` most probable (unknown classes count as misses)."""
+    index = {code: i for i, code in enumerate(codes)}
+    target = torch.tensor([index.get(code, -1) for code in truth])
+    best = probabilities.topk(min(k, probabilities.shape[1]), dim=1).indices
+    return float((best == target[:, None]).any(dim=1).float().mean()) if len(truth) else float("nan")
+
+
+@torch.inference_mode()
+def classifier_scores(detector_path: str | Path, classifier_path: str | Path, pages: Sequence[Page],
+                      shared: Path, threshold: float) -> dict:
+    """Top-1/top-5 on true-box crops, the end-to-end F1 of both models, and KMNIST top-1 (see the module docstring)."""
+    from kuzu_lightning.models.recognizer import Recognizer
+
+    recognizer = Recognizer.from_checkpoints(detector_path, classifier_path, detection_threshold=threshold)
+    known = classes_known(pages)
+    probabilities, truth, rows = [], [], []
+    for batch, page in zip(_page_batches(known, recognizer.page_longest_side, originals=True), known):
+        probabilities.append(recognizer.classify(recognizer.crops(batch, 0, torch.from_numpy(page.boxes))))
+        truth += page.codes
+        found = recognizer.recognize_batch(batch)[0]
+        rows.append(format_predictions(found["codes"], box_centres(found["boxes"]).numpy().round()))
+    probabilities = torch.cat(probabilities)
+    codes = recognizer.codes
+    result = {"true_box_characters": len(truth),
+              "true_box_in_vocabulary": round(float(np.mean([code in codes for code in truth])), 4),
+              "true_box_top1": round(top_k(probabilities, truth, codes, 1), 4),
+              "true_box_top5": round(top_k(probabilities, truth, codes, 5), 4)}
+    submission = pd.DataFrame({"image_id": [page.image_id for page in known], "labels": rows})
+    result["end_to_end"] = score_frames(submission, solution(known))
+    try:
+        images, kmnist_codes = kmnist_test(shared)
+    except FileNotFoundError as error:
+        log.warning("KMNIST not scored: %s", error)
+        return result
+    classes = sorted(set(kmnist_codes))
+    missing = [code for code in classes if code not in recognizer.class_index]
+    if missing:
+        result["kmnist_top1"] = None
+        log.warning("KMNIST not scored: the classifier has no class for %s", ", ".join(missing))
+        return result
+    size = recognizer.char_crop_size
+    crops = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in images])
+    crops = torch.from_numpy(crops).float().div(255)[:, None].expand(-1, 3, -1, -1)
+    scores = recognizer.classify(crops)[:, [recognizer.class_index[code] for code in classes]]
+    result["kmnist_top1"] = round(float(np.mean([classes[i] == code for i, code in
+                                                 zip(scores.argmax(1).tolist(), kmnist_codes)])), 4)
+    return result
+
+
+def bench_real(shared: str | Path, detector: str | None = None, classifier: str | None = None,
+               detection_threshold: float | None = None) -> dict:
+    """See the module docstring; ``{"skipped": reason}`` when the real data is absent."""
+    shared = Path(shared)
+    try:
+        pages = labelled_real_pages(shared)
+    except FileNotFoundError as error:
+        return {"benchmark": "real", "skipped": str(error)}
+    result = {"benchmark": "real", "pages": len(pages), "characters": sum(len(page) for page in pages),
+              "baseline_detection": score_detections(pages, baseline_submission(pages))}
+    if detector:
+        from kuzu_lightning.models.checkpoints import load_trained
+        from kuzu_lightning.models.detector import CharDetector
+
+        model, data = load_trained(CharDetector, detector)
+        threshold = model.detection_threshold if detection_threshold is None else detection_threshold
+        submission = detector_submission(model, data.get("eval_longest_side") or EVAL_LONGEST_SIDE, pages, threshold)
+        result.update(detector=str(detector), detection_threshold=threshold,
+                      detection=score_detections(pages, submission))
+    if detector and classifier:
+        result["classifier"] = str(classifier)
+        result.update(classifier_scores(detector, classifier, pages, shared, threshold))
+    return result
+
+
+def bench_reading_order(shared: str | Path | None = None, pages: int = 120) -> dict:
+    """:func:`~kuzu_lightning.reading_order.reading_order` of true boxes against the true order: on ``pages``
+    synthetic pages (the generator's order) and, when the real data folder ``shared`` holds them, on the five
+    labelled real pages (CODH's ``Char ID`` order, ``kuzushiji-real/codh/100241706_coordinate.csv``). Per set: the
+    successor accuracy (the share of characters followed by their true successor) and the character error rate of
+    the page texts in that order against the true texts."""
+    from kuzu_lightning.data.kaggle import read_codh_coordinates, read_labels_csv
+    from kuzu_lightning.reading_order import edit_distance, reading_order, successor_accuracy
+    from kuzu_lightning.synthetic.generator import generate
+
+    def score(page_list) -> dict:
+        right = total = errors = length = 0
+        for page in page_list:
+            found = reading_order(page.boxes)
+            truth = list(range(len(page.codes)))
+            r, t = successor_accuracy(found.order, truth)
+            right, total = right + r, total + t
+            errors += edit_distance([page.codes[i] for i in found.order], page.codes)
+            length += len(page.codes)
+        return {"pages": len(page_list), "characters": length, "successor_accuracy": round(right / max(total, 1), 4),
+                "cer": round(errors / max(length, 1), 4)}
+
+    with tempfile.TemporaryDirectory() as out:
+        result = {"benchmark": "reading-order",
+                  "synthetic": score(read_labels_csv(Path(generate(out, pages, seed=1, test_pages=0, height=768))
+                                                     / "train.csv"))}
+    if shared is None:
+        result["real"] = "no real data folder given (--real_data)"
+        return result
+    codh = Path(shared) / "kuzushiji-real" / "codh" / "100241706_coordinate.csv"
+    result["real"] = score(read_codh_coordinates(codh)) if codh.is_file() else f"{codh} is absent"
+    return result

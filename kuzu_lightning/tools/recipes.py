@@ -1,0 +1,85 @@
+"""``kuzu train``, ``kuzu validate`` and ``kuzu predict``: the shipped recipes run through LightningCLI (the CLIs of
+``train.py`` and ``predict.py``), chosen by preset; see :data:`USAGE`."""
+
+from __future__ import annotations
+
+import argparse
+
+from kuzu_lightning.cli import PRESETS
+
+USAGE = """\
+examples:
+  kuzu train detector --preset demo                                  # the demo's detector, on a CPU
+  kuzu train classifier --data_dir data/kaggle                       # the real recipe (one GPU)
+  kuzu train classifier --preset demo --ckpt_path last               # resume where the run stopped
+  kuzu validate detector --preset demo --ckpt_path CKPT              # one model on its validation books
+  kuzu validate recognizer --preset demo --detector CKPT --classifier CKPT --thresholds_out thresholds.yaml
+  kuzu predict --preset demo --detector CKPT --classifier CKPT --config thresholds.yaml [--out DIR] [--csv FILE]
+
+The preset's configs are read first (real: the recipe as it is, for the Kaggle data on one GPU; demo: the demo's
+CPU-sized overrides on the built-in synthetic data; synthetic: the synthetic pre-training, on top of the demo's),
+then each --config file, then the other options. Those are LightningCLI's own (--trainer.max_epochs 5,
+--model.lr 3e-4, --ckpt_path last, --print_config: every option of `python train.py fit --help`) or the ones
+above, which every kuzu command spells the same way.
+"""
+
+SHARED_OPTIONS = {  # kuzu's spelling: the LightningCLI option it stands for
+    "data_dir": "--data.data_dir",
+    "detector": "--model.detector_ckpt",
+    "classifier": "--model.classifier_ckpt",
+    "detection_threshold": "--model.detection_threshold",
+    "min_confidence": "--model.min_confidence",
+    "accelerator": "--trainer.accelerator",
+    "devices": "--trainer.devices",
+    "precision": "--trainer.precision",
+    "num_workers": "--data.num_workers",
+}
+FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence")
+"""The options of the recognizer alone (validate recognizer, predict)."""
+
+
+class RecipeCommand:
+    """One of ``kuzu train``, ``kuzu validate`` and ``kuzu predict`` (see the module docstring)."""
+
+    passes_on_arguments = True  # the options kuzu does not know go to LightningCLI
+
+    def __init__(self, name: str, models: tuple[str, ...]):
+        self.name, self.models = name, models
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = USAGE
+        if len(self.models) > 1:
+            parser.add_argument("model", choices=self.models)
+        parser.add_argument("--preset", choices=PRESETS, default="real",
+                            help="real (the recipe as it is, default), demo or synthetic")
+        parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                            help="a config of one's own, read after the preset's (may be given again)")
+        for option, target in SHARED_OPTIONS.items():
+            if option in FOR_BOTH_MODELS and "recognizer" not in self.models:
+                continue
+            parser.add_argument(f"--{option}", metavar="VALUE", help=f"the same as {target}")
+
+    def lightning_arguments(self, args: argparse.Namespace) -> tuple[type, list[str]]:
+        """The CLI class and the arguments it runs with."""
+        from kuzu_lightning.cli import RecognizeCLI, TrainCLI, recipe
+
+        model = getattr(args, "model", self.models[0])
+        subcommand = {"train": "fit", "validate": "validate", "predict": "predict"}[self.name]
+        arguments = [subcommand, *recipe(model, args.preset)]
+        arguments += [argument for path in args.config for argument in ("--config", path)]
+        for option, target in SHARED_OPTIONS.items():
+            if getattr(args, option, None) is not None:
+                arguments += [target, getattr(args, option)]
+        return (RecognizeCLI if model == "recognizer" else TrainCLI), [*arguments, *args.passed_on]
+
+    def run(self, args: argparse.Namespace):
+        from kuzu_lightning.cli import run
+
+        cli_class, arguments = self.lightning_arguments(args)
+        return run(cli_class, arguments)
+
+
+train = RecipeCommand("train", ("detector", "classifier"))
+validate = RecipeCommand("validate", ("detector", "classifier", "recognizer"))
+predict = RecipeCommand("predict", ("recognizer",))
