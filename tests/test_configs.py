@@ -77,3 +77,29 @@ def test_the_demo_overrides_only_what_it_changes(capsys):
                                                                                               "resnet18")
     assert (real["data"]["init_args"]["input_size"], demo["data"]["init_args"]["input_size"]) == (96, 48)
     assert [c["class_path"] for c in demo["trainer"]["callbacks"]] == ["kuzu_lightning.callbacks.CharSamplePictures"]
+
+
+def test_kuzu_runs_a_preset_with_its_shared_options_as_the_lightning_options_they_stand_for(tmp_path):
+    from kuzu_lightning.tools.kuzu import parser_for
+    from kuzu_lightning.tools.recipes import predict
+
+    mine = tmp_path / "mine.yaml"
+    command_line = ["predict", "--preset", "demo", "--config", str(mine), "--detector", "d.ckpt", "--classifier",
+                    "c.ckpt", "--data_dir", "pages", "--accelerator", "cpu", "--trainer.max_epochs", "1"]
+    args, rest = parser_for("predict").parse_known_args(command_line)
+    args.passed_on = rest
+    cli_class, arguments = predict.lightning_arguments(args)
+    assert cli_class is RecognizeCLI
+    assert arguments == ["predict", *recipe("recognizer", "demo"), "--config", str(mine), "--data.data_dir", "pages",
+                         "--model.detector_ckpt", "d.ckpt", "--model.classifier_ckpt", "c.ckpt",
+                         "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1"]
+
+
+@pytest.mark.parametrize("model", ["detector", "classifier"])
+def test_kuzu_train_prints_the_config_train_py_reads(model, capsys, monkeypatch, tmp_path):
+    from kuzu_lightning.tools.kuzu import run
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        run(["train", model, "--preset", "synthetic", "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out) == printed_config(TrainCLI, "fit", recipe(model, "synthetic"), capsys)

@@ -60,7 +60,8 @@ def run(argv: list[str] | None = None):
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = parser_for(command if command in COMMANDS else None)
     if command in COMMANDS and getattr(tool(command), "passes_on_arguments", False):
-        args, args.passed_on = parser.parse_known_args(argv)  # the rest is LightningCLI's
+        args, rest = parser.parse_known_args(argv)
+        args.passed_on = rest  # LightningCLI's options
     else:
         args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
