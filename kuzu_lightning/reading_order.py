@@ -93,9 +93,11 @@ class ReadingOrder:
 
 def reading_order(boxes: np.ndarray | Sequence[Sequence[float]]) -> ReadingOrder:
     """The :class:`ReadingOrder` of the characters whose boxes (``N x 4``, xyxy) are given; see the module docstring."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    if len(boxes) == 0:
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.size == 0:
         return ReadingOrder((), (), (), ())
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be an N x 4 array of x1 y1 x2 y2, not one of shape {boxes.shape}")
     widths = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
     heights = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
     longest = np.maximum(widths, heights)
@@ -103,14 +105,17 @@ def reading_order(boxes: np.ndarray | Sequence[Sequence[float]]) -> ReadingOrder
     small = longest < SMALL * np.median(longest)
     columns = _chain(boxes, unit_width, unit_height)
     main = [column for column in columns if not small[column].all()]
+    main_boxes = np.array([_box(boxes, column) for column in main]).reshape(-1, 4)
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
     glosses = []
     for column in (column for column in columns if small[column].all()):
-        beside = _beside(boxes, column, main, unit_width)
+        beside = _beside(boxes, column, main_boxes, unit_width)
         if beside is None:
             main.append(column)
+            main_boxes = np.vstack([main_boxes, _box(boxes, column)])
         elif len(column) == 1:  # a small character written beside its column: text, in its place
             main[beside] = sorted([*main[beside], *column], key=lambda i: centre_y[i])
+            main_boxes[beside] = _box(boxes, main[beside])
         else:  # kept with the main character nearest its middle, whose line it glosses after a register cut too
             middle = (boxes[column, 1].min() + boxes[column, 3].max()) / 2
             glosses.append((min(main[beside], key=lambda i: abs(centre_y[i] - middle)), column))
@@ -130,13 +135,6 @@ def reading_order(boxes: np.ndarray | Sequence[Sequence[float]]) -> ReadingOrder
     return ReadingOrder(tuple(lines), order, tuple(line_of.tolist()), tuple(position.tolist()))
 
 
-def _extent(boxes: np.ndarray, indices: Sequence[int], min_width: float) -> tuple[float, float]:
-    """The horizontal extent of the characters ``indices``, widened about its centre to at least ``min_width``."""
-    x1, x2 = boxes[list(indices), 0].min(), boxes[list(indices), 2].max()
-    pad = max(min_width - (x2 - x1), 0.0) / 2
-    return x1 - pad, x2 + pad
-
-
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
     """The overlap of two horizontal extents, as a share of the narrower one."""
     return (min(a[1], b[1]) - max(a[0], b[0])) / max(min(a[1] - a[0], b[1] - b[0]), 1.0)
@@ -147,57 +145,78 @@ def _chain(boxes: np.ndarray, unit_width: float, unit_height: float) -> list[lis
 
     A column's extent at its end is that of its last two characters (at least ``MIN_WIDTH`` wide). Of two
     characters side by side, the right one continues the column and the left one starts a column of its own.
+    Each character is weighed against every column at once (arrays of each column's last three characters), so a
+    page costs one pass over its characters.
     """
-    centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
+    x1, y1, x2, y2 = boxes.T
+    centre_y = (y1 + y2) / 2
     min_width = MIN_WIDTH * unit_width
+    n = len(boxes)
+    last = np.full((3, n), -1)  # per column: its last, second-last and third-last characters (-1: none)
+    length = np.zeros(n, int)
     columns: list[list[int]] = []
-    for i in sorted(range(len(boxes)), key=lambda i: (centre_y[i], -boxes[i, 2])):
-        extent = _extent(boxes, [i], min_width)
-        best, best_score = None, -np.inf
-        for c, column in enumerate(columns):
-            body = column
-            if _side_by_side(boxes, i, column[-1]):  # the right one of the two continues the column
-                if boxes[i, 0] + boxes[i, 2] < boxes[column[-1], 0] + boxes[column[-1], 2] or len(column) < 2:
-                    continue
-                body = column[:-1]
-            last = body[-1]
-            gap = boxes[i, 1] - boxes[last, 3]
-            overlap = _overlap(extent, _extent(boxes, body[-2:], min_width))
-            if overlap >= JOIN_OVERLAP and gap <= MAX_GAP * unit_height and centre_y[last] < centre_y[i]:
-                score = overlap - 0.25 * max(gap, 0.0) / unit_height
-                if score > best_score:
-                    best, best_score = c, score
-        if best is None:
+    for i in sorted(range(n), key=lambda i: (centre_y[i], -x2[i])):
+        count = len(columns)
+        if count:
+            tail, before, third = last[0, :count], last[1, :count], last[2, :count]
+            beside = _side_by_side(boxes, i, tail)
+            # beside the column's last: the right one of the two continues the column, its body without that last
+            blocked = beside & ((x1[i] + x2[i] < x1[tail] + x2[tail]) | (length[:count] < 2))
+            end, end_before = np.where(beside, before, tail), np.where(beside, third, before)
+            reach_x1 = np.where(end_before >= 0, np.minimum(x1[end], x1[end_before]), x1[end])
+            reach_x2 = np.where(end_before >= 0, np.maximum(x2[end], x2[end_before]), x2[end])
+            overlap = _overlaps(_widened(x1[i], x2[i], min_width), _widened(reach_x1, reach_x2, min_width))
+            gap = y1[i] - y2[end]
+            joins = ~blocked & (overlap >= JOIN_OVERLAP) & (gap <= MAX_GAP * unit_height) & (centre_y[end] < centre_y[i])
+        if not count or not joins.any():
             columns.append([i])
+            last[:, count], length[count] = (i, -1, -1), 1
             continue
-        if _side_by_side(boxes, i, columns[best][-1]):
-            columns.append([columns[best].pop()])  # the left one starts the left sub-column
+        score = np.where(joins, overlap - 0.25 * np.maximum(gap, 0.0) / unit_height, -np.inf)
+        best = int(np.argmax(score))  # the first of equal scores
+        if beside[best]:  # the left one starts the left sub-column
+            columns.append([columns[best].pop()])
+            last[:, count], length[count] = (tail[best], -1, -1), 1
+            last[:, best], length[best] = (i, before[best], third[best]), length[best]
+        else:
+            last[:, best] = (i, tail[best], before[best])
+            length[best] += 1
         columns[best].append(i)
     return columns
 
 
-def _side_by_side(boxes: np.ndarray, i: int, j: int) -> bool:
-    """Whether characters ``i`` and ``j`` stand side by side: level with each other over most of the taller one's
-    height, their horizontal extents apart."""
-    level = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
-    taller = max(boxes[i, 3] - boxes[i, 1], boxes[j, 3] - boxes[j, 1])
-    return level > 0.5 * taller and _overlap(tuple(boxes[i, [0, 2]]), tuple(boxes[j, [0, 2]])) < JOIN_OVERLAP
+def _widened(x1, x2, min_width: float) -> tuple:
+    """Horizontal extents ``x1..x2`` widened about their centres to at least ``min_width``."""
+    pad = np.maximum(min_width - (x2 - x1), 0.0) / 2
+    return x1 - pad, x2 + pad
 
 
-def _beside(boxes: np.ndarray, column: list[int], main: list[list[int]], unit_width: float) -> int | None:
-    """The index in ``main`` of the column that the small ``column`` stands beside (the nearest, within its height
-    and ``BESIDE`` median widths), or None."""
+def _overlaps(a: tuple, b: tuple):
+    """:func:`_overlap` of extents given as arrays ``(starts, ends)``."""
+    return (np.minimum(a[1], b[1]) - np.maximum(a[0], b[0])) / np.maximum(np.minimum(a[1] - a[0], b[1] - b[0]), 1.0)
+
+
+def _side_by_side(boxes: np.ndarray, i: int, others) -> np.ndarray | bool:
+    """Whether character ``i`` and each of ``others`` (an index or an array of them) stand side by side: level with
+    each other over most of the taller one's height, their horizontal extents apart."""
+    level = np.minimum(boxes[i, 3], boxes[others, 3]) - np.maximum(boxes[i, 1], boxes[others, 1])
+    taller = np.maximum(boxes[i, 3] - boxes[i, 1], boxes[others, 3] - boxes[others, 1])
+    apart = _overlaps((boxes[i, 0], boxes[i, 2]), (boxes[others, 0], boxes[others, 2])) < JOIN_OVERLAP
+    return (level > 0.5 * taller) & apart
+
+
+def _beside(boxes: np.ndarray, column: list[int], main_boxes: np.ndarray, unit_width: float) -> int | None:
+    """The index in ``main_boxes`` (the main columns' boxes, xyxy) of the column that the small ``column`` stands
+    beside (the nearest, within its height and ``BESIDE`` median widths; the last of equals), or None."""
     x1, y1, x2, y2 = _box(boxes, column)
     centre_y = (y1 + y2) / 2
-    best, best_distance = None, BESIDE * unit_width
-    for m, other in enumerate(main):
-        ox1, oy1, ox2, oy2 = _box(boxes, other)
-        if not oy1 <= centre_y <= oy2:
-            continue
-        distance = max(ox1 - x2, x1 - ox2, 0.0)
-        if distance <= best_distance:
-            best, best_distance = m, distance
-    return best
+    distance = np.maximum(np.maximum(main_boxes[:, 0] - x2, x1 - main_boxes[:, 2]), 0.0)
+    near = (main_boxes[:, 1] <= centre_y) & (centre_y <= main_boxes[:, 3]) & (distance <= BESIDE * unit_width)
+    if not near.any():
+        return None
+    candidates = np.flatnonzero(near)
+    nearest = candidates[distance[candidates] == distance[candidates].min()]
+    return int(nearest[-1])
 
 
 def _box(boxes: np.ndarray, indices: Sequence[int]) -> tuple[float, float, float, float]:
@@ -208,15 +227,14 @@ def _box(boxes: np.ndarray, indices: Sequence[int]) -> tuple[float, float, float
 def _register_cut(boxes: np.ndarray, columns: list[list[int]], min_band: float) -> float | None:
     """The top of the first horizontal band at least ``min_band`` high that crosses no character of ``columns``,
     with characters of two columns or more above it and below it; None if there is none."""
-    chars = sorted((i for column in columns for i in column), key=lambda i: boxes[i, 1])
-    reach = -np.inf
-    for i in chars:
-        if boxes[i, 1] - reach >= min_band:
-            above = sum(boxes[column, 3].min() <= reach for column in columns)
-            below = sum(boxes[column, 1].max() >= boxes[i, 1] for column in columns)
-            if above >= 2 and below >= 2:
-                return float(reach)
-        reach = max(reach, boxes[i, 3])
+    chars = np.array(sorted((i for column in columns for i in column), key=lambda i: boxes[i, 1]))
+    tops = boxes[chars, 1]
+    reach = np.concatenate([[-np.inf], np.maximum.accumulate(boxes[chars, 3])[:-1]])  # lowest bottom above each
+    first_bottoms = np.array([boxes[column, 3].min() for column in columns])
+    last_tops = np.array([boxes[column, 1].max() for column in columns])
+    for k in np.flatnonzero(tops - reach >= min_band):
+        if (first_bottoms <= reach[k]).sum() >= 2 and (last_tops >= tops[k]).sum() >= 2:
+            return float(reach[k])
     return None
 
 
