@@ -17,19 +17,22 @@ This module needs numpy and pandas only (the torchmetrics form is
 
 from __future__ import annotations
 
+import csv
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from kuzu_lightning.data.formats import check_image_ids, parse_labels, parse_predictions, read_csv
+from kuzu_lightning.data.formats import DataFormatError, check_image_id, parse_labels, parse_predictions, read_csv, where
 from kuzu_lightning.geometry import xywh_to_xyxy
 
 log = logging.getLogger(__name__)
 
 MAX_PREDICTIONS_PER_PAGE = 1200
+PAGES_PER_CHUNK = 256
+"""Pages matched together: the vectorised matching's speed, in bounded memory."""
 
 
 def f1_summary(tp: int, fp: int, fn: int) -> dict[str, float | int]:
@@ -95,6 +98,8 @@ def match_counts(
 
 
 def check_prediction_counts(pred_page: np.ndarray, n_pages: int, limit: int | None, names: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the first page with more than ``limit`` predictions (``pred_page``: each
+    prediction's page index into ``names``)."""
     if limit is None:
         return
     counts = np.bincount(pred_page, minlength=n_pages)
@@ -110,40 +115,65 @@ def score_frames(submission: pd.DataFrame, solution: pd.DataFrame, submission_na
     ``class_agnostic`` ignores the code points (a detector's figure). Returns :func:`f1_summary`
     plus ``pages``.
     """
-    for frame, name in ((submission, submission_name), (solution, solution_name)):
-        check_image_ids(frame, name)
-    page_index = {image_id: i for i, image_id in enumerate(solution["image_id"])}
-    extra = [i for i in submission["image_id"] if i not in page_index]
-    if extra:
-        log.warning("%s: %d page(s) not in %s are ignored, e.g. %s", submission_name, len(extra), solution_name, extra[0])
+    def rows(frame: pd.DataFrame) -> Iterator[tuple[int, str, str]]:
+        return zip(range(2, len(frame) + 2), frame["image_id"], frame["labels"])
 
-    gt_page, gt_codes, gt_boxes = [], [], []
-    for row, labels in enumerate(solution["labels"]):
-        codes, xywh = parse_labels(labels, solution_name, row + 2)
-        gt_page.append(np.full(len(codes), row))
-        gt_codes += codes
-        gt_boxes.append(xywh)
-    pred_page, pred_codes, pred_points = [], [], []
-    for row, (image_id, labels) in enumerate(zip(submission["image_id"], submission["labels"])):
-        if image_id in page_index:
-            codes, points = parse_predictions(labels, submission_name, row + 2)
-            pred_page.append(np.full(len(codes), page_index[image_id]))
-            pred_codes += codes
-            pred_points.append(points)
+    return score_rows(rows(submission), rows(solution), submission_name, solution_name, class_agnostic)
 
-    n_pages = len(solution)
+
+def score_csv(submission: str | Path, solution: str | Path, class_agnostic: bool = False) -> dict:
+    """Score a submission CSV against a solution CSV (both ``image_id,labels``), streaming: memory holds the
+    submission's text and a chunk of pages, never the whole of either as arrays."""
+    return score_rows(read_rows(submission), read_rows(solution), str(submission), str(solution), class_agnostic)
+
+
+def score_rows(submission: Iterable[tuple[int, str, str]], solution: Iterable[tuple[int, str, str]],
+               submission_name: str = "submission", solution_name: str = "solution",
+               class_agnostic: bool = False) -> dict:
+    """Score ``(row, image_id, labels)`` rows of a submission against those of a solution (see the module
+    docstring): the submission is kept as its text, a string per page; the solution's pages are parsed and matched
+    :data:`PAGES_PER_CHUNK` at a time. Errors name the file and row. Returns :func:`f1_summary` plus ``pages``."""
+    predictions: dict[str, tuple[int, str]] = {}
+    for row, image_id, labels in submission:
+        check_image_id(image_id, predictions, submission_name, row)
+        predictions[image_id] = (row, labels)
+    counts, chunk, seen = np.zeros(3, np.int64), [], set()
+    for row, image_id, labels in solution:
+        check_image_id(image_id, seen, solution_name, row)
+        seen.add(image_id)
+        codes, xywh = parse_labels(labels, solution_name, row)
+        submitted_row, submitted = predictions.pop(image_id, (None, ""))
+        predicted, points = parse_predictions(submitted, submission_name, submitted_row)
+        if len(predicted) > MAX_PREDICTIONS_PER_PAGE:
+            raise ValueError(f"page {image_id} has {len(predicted)} predictions; the competition allows at most "
+                             f"{MAX_PREDICTIONS_PER_PAGE}")
+        chunk.append((codes, xywh, predicted, points))
+        if len(chunk) == PAGES_PER_CHUNK:
+            counts += _chunk_counts(chunk, class_agnostic)
+            chunk = []
+    counts += _chunk_counts(chunk, class_agnostic)
+    if predictions:
+        log.warning("%s: %d page(s) not in %s are ignored, e.g. %s", submission_name, len(predictions), solution_name,
+                    next(iter(predictions)))
+    return {**f1_summary(*counts.tolist()), "pages": len(seen)}
+
+
+def _chunk_counts(pages: list[tuple[list[str], np.ndarray, list[str], np.ndarray]], class_agnostic: bool) -> np.ndarray:
+    """``(tp, fp, fn)`` summed over ``pages``, each ``(true codes, true xywh, predicted codes, predicted points)``."""
+    if not pages:
+        return np.zeros(3, np.int64)
+    gt_codes = [code for codes, *_ in pages for code in codes]
+    pred_codes = [code for *_, codes, _ in pages for code in codes]
     labels, _ = pd.factorize(pd.Series(gt_codes + pred_codes, dtype=object))
     if class_agnostic:
         labels = np.zeros_like(labels)
-    gt_page = np.concatenate(gt_page or [np.zeros(0, int)])
-    pred_page = np.concatenate(pred_page or [np.zeros(0, int)])
-    check_prediction_counts(pred_page, n_pages, MAX_PREDICTIONS_PER_PAGE, solution["image_id"].tolist())
-    boxes = xywh_to_xyxy(np.concatenate(gt_boxes or [np.zeros((0, 4))]), np.float64)  # as Kaggle adds
-    tp, fp, fn = match_counts(
-        gt_page, labels[: len(gt_codes)], boxes,
-        pred_page, labels[len(gt_codes):], np.concatenate(pred_points or [np.zeros((0, 2))]), n_pages,
-    )
-    return {**f1_summary(tp.sum(), fp.sum(), fn.sum()), "pages": n_pages}
+    gt_page = np.repeat(np.arange(len(pages)), [len(codes) for codes, *_ in pages])
+    pred_page = np.repeat(np.arange(len(pages)), [len(codes) for *_, codes, _ in pages])
+    boxes = xywh_to_xyxy(np.concatenate([xywh for _, xywh, *_ in pages]).reshape(-1, 4), np.float64)  # as Kaggle adds
+    points = np.concatenate([points for *_, points in pages]).reshape(-1, 2)
+    tp, fp, fn = match_counts(gt_page, labels[: len(gt_codes)], boxes, pred_page, labels[len(gt_codes):], points,
+                              len(pages))
+    return np.array([tp.sum(), fp.sum(), fn.sum()], np.int64)
 
 
 def read_submission_csv(path: str | Path) -> pd.DataFrame:
@@ -151,7 +181,31 @@ def read_submission_csv(path: str | Path) -> pd.DataFrame:
     return read_csv(path, ["image_id", "labels"])
 
 
-def score_csv(submission: str | Path, solution: str | Path, class_agnostic: bool = False) -> dict:
-    """Score a submission CSV against a solution CSV (both ``image_id,labels``)."""
-    return score_frames(read_submission_csv(submission), read_submission_csv(solution), str(submission), str(solution),
-                        class_agnostic)
+def read_rows(path: str | Path) -> Iterator[tuple[int, str, str]]:
+    """The ``(row, image_id, labels)`` of an ``image_id,labels`` CSV, one at a time (header = row 1; a row without
+    labels has empty ones). An empty or malformed file raises :class:`DataFormatError` naming it (and the row)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    row = 1
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise DataFormatError(f"{path}: the file is empty; expected a header with image_id, labels")
+            missing = [name for name in ("image_id", "labels") if name not in header]
+            if missing:
+                raise DataFormatError(f"{path}: missing column(s) {missing}; found {header}")
+            at_id, at_labels = header.index("image_id"), header.index("labels")
+            for row, fields in enumerate(reader, 2):
+                if not fields:
+                    continue
+                if len(fields) > len(header):
+                    raise DataFormatError(f"{where(path, row)}: {len(fields)} fields, the header has {len(header)}")
+                fields += [""] * (len(header) - len(fields))
+                yield row, fields[at_id], fields[at_labels]
+    except UnicodeDecodeError as error:
+        raise DataFormatError(f"{where(path, row + 1)}: not UTF-8 text ({error.reason}); save it as UTF-8") from None
+    except csv.Error as error:
+        raise DataFormatError(f"{where(path, row + 1)}: not a readable CSV ({error})") from None

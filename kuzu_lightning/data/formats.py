@@ -14,7 +14,7 @@ This module imports neither torch nor OpenCV, so that the metric's command line 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -55,19 +55,21 @@ def read_csv(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
+def check_image_id(image_id: str, earlier: Container[str], source: str | Path, row: int) -> None:
+    """Raise :class:`DataFormatError`, naming the file and row, when ``image_id`` is one of ``earlier`` or is not a
+    plain file name (empty, ``.``, ``..``, or holding a path separator): ids name the files written for each page."""
+    if image_id in ("", ".", "..") or "/" in image_id or "\\" in image_id:
+        raise DataFormatError(f"{where(source, row)}: image id {image_id!r} is not a plain file name")
+    if image_id in earlier:
+        raise DataFormatError(f"{where(source, row)}: image id {image_id!r} appears twice")
+
+
 def check_image_ids(frame: pd.DataFrame, source: str | Path) -> None:
-    """Raise :class:`DataFormatError`, naming the file and row, for the first ``image_id`` that repeats an
-    earlier one, or that is not a plain file name (empty, ``.``, ``..``, or holding a path separator): ids
-    name the files written for each page."""
-    ids = frame["image_id"]
-    bad = ids.eq("") | ids.isin([".", ".."]) | ids.str.contains(r"[/\\]", regex=True)
-    if bad.any():
-        i = int(np.argmax(bad.to_numpy()))
-        raise DataFormatError(f"{where(source, i + 2)}: image id {ids.iloc[i]!r} is not a plain file name")
-    duplicated = ids.duplicated()
-    if duplicated.any():
-        i = int(np.argmax(duplicated.to_numpy()))
-        raise DataFormatError(f"{where(source, i + 2)}: image id {ids.iloc[i]!r} appears twice")
+    """:func:`check_image_id` for every row of an ``image_id`` frame (header = row 1)."""
+    seen: set[str] = set()
+    for row, image_id in enumerate(frame["image_id"], 2):
+        check_image_id(image_id, seen, source, row)
+        seen.add(image_id)
 
 
 # ------------------------------------------------------------------------------ code points
