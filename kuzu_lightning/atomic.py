@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import IO
 
 log = logging.getLogger(__name__)
-_PARTIAL = re.compile(r"\.partial-(\d+)")
+_PARTIAL = re.compile(r"\.partial-(\d+)$")
 
 
 def partial_name(name: str) -> str:
-    """The name a file or folder is built under before it is renamed into place: it holds this process's id."""
+    """The name a file or folder is built under before it is renamed into place: it ends with ``.partial-`` and this
+    process's id (so no finished output, whose name ends with its suffix, is ever taken for one)."""
     return f"{name}.partial-{os.getpid()}"
 
 
@@ -30,7 +31,7 @@ def remove_abandoned_partials(directory: str | Path, recursive: bool = False) ->
         return
     for path in directory.rglob("*.partial-*") if recursive else directory.iterdir():
         match = _PARTIAL.search(path.name)
-        if match is None or _process_alive(int(match.group(1))):
+        if match is None or process_alive(int(match.group(1))):
             continue
         log.info("removing %s, left by an interrupted run", path)
         if path.is_dir():
@@ -39,7 +40,9 @@ def remove_abandoned_partials(directory: str | Path, recursive: bool = False) ->
             path.unlink(missing_ok=True)
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether the process ``pid`` runs (this one does). A process that has ended but that its parent has not yet
+    waited for (a zombie) does not."""
     if pid == os.getpid():
         return True
     try:
@@ -48,19 +51,24 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:  # alive, another user's
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc here: the signal said it exists
+        return True
 
 
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[IO]:
     """Open ``path``'s temporary twin (its folder created; named by :func:`partial_name`,
-    so a killed writer's is found and removed) for writing UTF-8 text; rename it into place when the block ends
-    without an error, else remove it."""
+    so a killed writer's is found and removed) for writing UTF-8 text (what is not text, such as a file name's bytes
+    that are not UTF-8, written as ``\\udcNN``); rename it into place when the block ends without an error, else
+    remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(partial_name(f".{path.name}"))
     try:
-        with open(partial, "w", newline="", encoding="utf-8") as out:
+        with open(partial, "w", newline="", encoding="utf-8", errors="backslashreplace") as out:
             yield out
         os.replace(partial, path)
     finally:

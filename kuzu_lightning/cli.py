@@ -39,9 +39,10 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from kuzu_lightning.models.checkpoints import SIGNATURES, checkpoint_model, trained_data_settings
+from kuzu_lightning.models.checkpoints import SIGNATURES, checkpoint_model, read_checkpoint, trained_data_settings
 from kuzu_lightning.random_states import RandomStates
-from kuzu_lightning.writer import PageWriter, parse_formats
+from kuzu_lightning.thresholds import load_yaml, thresholds_in
+from kuzu_lightning.writer import PageWriter, check_writable, parse_formats
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +176,14 @@ class TrainCLI(ProjectCLI):
         super().__init__(*args, **kwargs)
 
     def parse_arguments(self, parser, args) -> None:
-        """Refuse a ``--ckpt_path`` checkpoint of another model than the config's, naming both, before
-        LightningCLI takes the checkpoint's hyper-parameters (and with them, its model)."""
+        """Refuse a ``--ckpt_path`` file that is no checkpoint, or a checkpoint of another model than the config's,
+        naming the file (and both models), before LightningCLI reads its hyper-parameters (and with them, its model)."""
         super().parse_arguments(parser, args)
         config = self.settings
         path = config.get("ckpt_path")
         if not path or not Path(path).is_file() or not isinstance(config.get("model"), Namespace):
             return
+        read_checkpoint(path)  # a file that is no checkpoint is refused, by name
         held, configured = checkpoint_model(path), config.model.class_path.rsplit(".", 1)[-1]
         if held in SIGNATURES and configured in SIGNATURES and held != configured:
             raise ValueError(f"{path} is a {held} checkpoint, but the config trains a {configured}: use the "
@@ -201,6 +203,17 @@ class RecognizeCLI(ProjectCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         return {name: args for name, args in LightningCLI.subcommands().items() if name in ("predict", "validate")}
+
+    def parse_arguments(self, parser, args) -> None:
+        """Check the thresholds of every ``--config`` file, naming the file and the key of one out of range, before
+        the parser (which names the key alone) and before any model loads."""
+        arguments = sys.argv[1:] if args is None else list(args)
+        files = [value for flag, value in zip(arguments, arguments[1:]) if flag in ("--config", "-c")]
+        files += [argument.removeprefix("--config=") for argument in arguments if argument.startswith("--config=")]
+        for path in map(Path, files):
+            if path.is_file():
+                thresholds_in(path, load_yaml(path))
+        super().parse_arguments(parser, args)
 
     @classmethod
     def default_subcommand(cls, argv: list[str]) -> list[str]:
@@ -223,8 +236,13 @@ class RecognizeCLI(ProjectCLI):
         """Page scale and split as the detector was validated with, unless the config or command line set them."""
         super().before_instantiate_classes()
         config = self.settings
-        if self.config.get("subcommand") == "predict":
-            parse_formats(config.formats)  # an unknown format fails before the models load
+        subcommand = self.config.get("subcommand")
+        if subcommand == "predict":  # what would fail at the end fails now, before the models load
+            parse_formats(config.formats)
+            check_writable(Path(config.out), "the pages' files")
+            check_writable(Path(config.csv).parent, "the submission")
+        if subcommand == "validate" and config.thresholds_out:
+            check_writable(Path(config.thresholds_out).parent, "the thresholds")
         data = config.data.init_args
         if not all(key in data for key in SPLIT_AND_SCALE):
             return

@@ -4,7 +4,8 @@ run's summary and Kaggle submission. ``kuzu predict`` (``predict.py``) and ``kuz
 Per page, under ``out``, at the page's key (its ``image_id``: a Kaggle image id, or for ``kuzu recognize`` the
 scan's path relative to the common folder of its inputs, without suffix):
 
-- ``{key}.json``, always: the :class:`~kuzu_lightning.records.RecognizedPage` (characters, lines in reading order,
+- ``{key}.json``, always: the scan it was read from (``source``: size, modification time, path, as the scan was
+  when the run began) and the :class:`~kuzu_lightning.records.RecognizedPage` (characters, lines in reading order,
   text; original-scan pixels), with ``error`` set when the page could not be read;
 - ``{key}.txt`` with the format ``txt``: its text, one line per column in reading order;
 - ``{key}.png`` with the format ``png``: the scan beside its transcription (:func:`~kuzu_lightning.viz.draw_transcription`,
@@ -16,10 +17,11 @@ work fails at once, naming the folder.
 
 At the end, once every process has written its pages (under DDP each process writes the pages it recognised), the
 first process streams the JSON files of the run's pages, in their order, into ``out/summary.json`` (how many pages
-there are and are done, the failed ones with their reasons, those missing, the characters, this run's pages/s)
-and, when ``csv`` is given, the Kaggle submission: a row for every page, empty for a page that could not be read
-or on which nothing was recognised (each logged, naming the page). Nothing of a page is kept in memory after its
-files are written, so the files are the same whatever the number of processes and however large the run.
+there are and are done, the failed ones and the inputs that are no pages with their reasons, those missing, the
+characters, this run's pages/s) and, when ``csv`` is given, the Kaggle submission: a row for every page, empty for
+a page that could not be read or on which nothing was recognised (each logged, naming the page). Nothing of a page
+is kept in memory after its files are written, so the files are the same whatever the number of processes and
+however large the run.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from kuzu_lightning.atomic import atomic_file, partial_name
+from kuzu_lightning.collection import Rejected
 from kuzu_lightning.data.formats import format_predictions
-from kuzu_lightning.outputs import write_page_json, write_page_text, write_submission_rows
+from kuzu_lightning.outputs import source_of, write_page_json, write_page_text, write_submission_rows
 from kuzu_lightning.records import recognized_page
 from kuzu_lightning.viz import draw_transcription, write_png
 
@@ -79,26 +82,28 @@ def page_json(out: Path, key: str) -> Path:
     return out / f"{key}.json"
 
 
-def write_page_files(page: dict, batch: dict, i: int, out: Path, formats: Sequence[str]) -> None:
+def write_page_files(page: dict, batch: dict, i: int, out: Path, formats: Sequence[str],
+                     source: dict | None = None) -> None:
     """The files of one recognised ``page`` (page ``i`` of ``batch``) under ``out``, at its ``image_id``: its picture
-    and its text when ``formats`` ask for them, then its JSON last, so that a page whose JSON exists has all its
-    files."""
+    and its text when ``formats`` ask for them, then its JSON last (with its ``source``,
+    :func:`~kuzu_lightning.outputs.source_of`), so that a page whose JSON exists has all its files."""
     result, key = recognized_page(page), page["image_id"]
     if "png" in formats and batch["images"][i] is not None:
         write_png(out / f"{key}.png", draw_transcription(page_image(batch, i), result))
     if "txt" in formats:
         write_page_text(out / f"{key}.txt", result)
-    write_page_json(page_json(out, key), result)
+    write_page_json(page_json(out, key), result, source)
 
 
 def summarise(out: Path, pages: Sequence[tuple[str, str]], csv: Path | None, seconds: float,
-              recognised_now: int) -> dict:
+              recognised_now: int, rejected: Sequence[Rejected] = ()) -> dict:
     """``out/summary.json`` (and the submission at ``csv``), streamed from the JSON files of ``pages``, each
     ``(key, source)``, in order. Returns the summary: ``pages``, ``done``, ``recognised_now`` (by this run),
-    ``already_done``, ``failed`` (``{"page": source, "reason": ...}``), ``missing`` (sources without a JSON: none
-    after a complete run), ``characters``, ``seconds`` and ``pages_per_s``. A page that failed, has no characters or
-    is missing gets an empty submission row and a logged error naming it."""
-    failed, missing, characters = [], [], 0
+    ``already_done``, ``failed`` (``{"input": source, "reason": ...}``: the ``rejected`` inputs, which are no pages,
+    then the pages that could not be read), ``missing`` (sources without a JSON: none after a complete run),
+    ``characters``, ``seconds`` and ``pages_per_s``. A page that failed, has no characters or is missing gets an empty
+    submission row and a logged error naming it."""
+    failed, missing, characters = [{"input": r.input, "reason": r.reason} for r in rejected], [], 0
 
     def rows() -> Iterator[tuple[str, str]]:
         nonlocal characters
@@ -111,7 +116,7 @@ def summarise(out: Path, pages: Sequence[tuple[str, str]], csv: Path | None, sec
                 continue
             page = json.loads(path.read_text(encoding="utf-8"))
             if page["error"]:
-                failed.append({"page": source, "reason": page["error"]})
+                failed.append({"input": source, "reason": page["error"]})
                 log.error("page %s could not be read (%s): its submission row is empty", key, page["error"])
             elif not page["characters"] and csv is not None:
                 log.error("page %s: no characters recognised, its submission row is empty", key)
@@ -144,14 +149,16 @@ class PageWriter(BasePredictionWriter):
         csv: the Kaggle submission to write at the end, or None.
         pages: the run's pages as ``(key, source)`` for the summary and the submission, in their order, pages done by
             an earlier run included (``kuzu recognize`` resumes); default: the DataModule's ``predict_pages()``.
+        rejected: the inputs that are no pages (:class:`~kuzu_lightning.collection.Rejected`), for the summary.
     """
 
     def __init__(self, out: str | Path, formats: Sequence[str] = ("json", "txt"), csv: str | Path | None = None,
-                 pages: Sequence[tuple[str, str]] | None = None):
+                 pages: Sequence[tuple[str, str]] | None = None, rejected: Sequence[Rejected] = ()):
         super().__init__(write_interval="batch")
         self.out, self.formats = Path(out), parse_formats(formats)
         self.csv = Path(csv) if csv else None
-        self.pages = pages
+        self.pages, self.rejected = pages, rejected
+        self.sources: dict[str, dict | None] = {}
         self.summary: dict | None = None
         self._start = 0.0
 
@@ -162,10 +169,12 @@ class PageWriter(BasePredictionWriter):
         if self.csv is not None:
             check_writable(self.csv.parent, "the submission")
         self._start = time.perf_counter()
+        # the scans as they are before any is read: one changed while the run reads it is read again next time
+        self.sources = {page.image_id: source_of(page.image_path) for page in trainer.datamodule.predict_pages()}
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         for i, page in enumerate(prediction):  # an unreadable page is logged by the loader, with its reason
-            write_page_files(page, batch, i, self.out, self.formats)
+            write_page_files(page, batch, i, self.out, self.formats, self.sources.get(page["image_id"]))
 
     def on_predict_end(self, trainer, pl_module) -> None:
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
@@ -174,4 +183,4 @@ class PageWriter(BasePredictionWriter):
             return
         predicted = [(page.image_id, str(page.image_path)) for page in trainer.datamodule.predict_pages()]
         self.summary = summarise(self.out, self.pages or predicted, self.csv, time.perf_counter() - self._start,
-                                 len(predicted))
+                                 len(predicted), self.rejected)

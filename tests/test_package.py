@@ -58,3 +58,14 @@ def test_a_command_that_succeeds_exits_with_status_0(tmp_path):
                           "--pages", "1", "--test_pages", "1", "--height", "400"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "pages" / "train.csv").is_file() and run.stderr == ""
+
+
+def test_bad_settings_end_a_command_with_the_reason_as_its_last_line(tmp_path):
+    (tmp_path / "thresholds.yaml").write_text("model:\n  init_args:\n    min_confidence: 7\n")
+    (tmp_path / "page.jpg").write_bytes(b"never read")
+    run = subprocess.run([sys.executable, "-m", "kuzu_lightning", "recognize", str(tmp_path / "page.jpg"), "--detector",
+                          "d.ckpt", "--classifier", "c.ckpt", "--out", str(tmp_path / "out"), "--config",
+                          str(tmp_path / "thresholds.yaml")], capture_output=True, text=True)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (f"error: {tmp_path / 'thresholds.yaml'}: model.init_args.min_confidence "
+                                                    "must be a number between 0 and 1, not 7")

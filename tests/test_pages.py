@@ -92,7 +92,7 @@ def test_half_written_pages_of_an_interrupted_build_are_removed(synthetic_dir, t
     pages = load_train_pages(synthetic_dir)[:1]
     folder = tmp_path / "cache" / "pages-400px"
     folder.mkdir(parents=True)
-    (folder / f"{pages[0].image_id}.partial-999999999.jpg").write_bytes(b"half a jpeg")  # its process is gone
+    (folder / f"{pages[0].image_id}.jpg.partial-999999999").write_bytes(b"half a jpeg")  # its process is gone
     cached = ensure_resized_pages(pages, 400, tmp_path / "cache")
     assert sorted(p.name for p in folder.iterdir()) == [cached[0].image_path.name]
 

@@ -1,6 +1,7 @@
 """``kuzu recognize``: a folder tree of scans in, per-page JSON, text and pictures out; killed and resumed; one process
 against two DDP processes."""
 
+import fcntl
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ import cv2
 import pandas as pd
 import pytest
 
-from kuzu_lightning.tools.recognize import find_images, output_keys
+from kuzu_lightning.collection import find_collection
+from kuzu_lightning.tools.recognize import exit_status
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same float arithmetic in one process and in two
@@ -41,15 +43,18 @@ def scans(synthetic_dir, tmp_path_factory) -> Path:
     return root
 
 
-def recognize(checkpoints, inputs: list[str], out: Path, *options: str, wait: bool = True) -> subprocess.Popen:
+def recognize(checkpoints, inputs: list[str], out: Path, *options: str, wait: bool = True, status: int = 1,
+              env: dict | None = None) -> subprocess.Popen:
+    """``kuzu recognize`` in a process of its own; waited for, it must end with ``status`` (1: an input failed, as
+    the broken page of :func:`scans` does)."""
     detector, classifier = checkpoints
     command = [sys.executable, "-m", "kuzu_lightning", "recognize", *inputs, "--detector", str(detector), "--classifier",
                str(classifier), "--out", str(out), "--accelerator", "cpu", "--num_workers", "0", *options]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=ONE_THREAD)
+                               env=env or ONE_THREAD)
     if wait:
         output, _ = process.communicate(timeout=600)
-        assert process.returncode == 0, output[-3000:]
+        assert process.returncode == status, output[-3000:]
         process.output = output
     return process
 
@@ -69,12 +74,11 @@ def recognized(checkpoints, scans, tmp_path_factory) -> Path:
 def test_inputs_are_found_in_folders_globs_and_lists_each_once(scans, tmp_path):
     listing = tmp_path / "pages.txt"
     listing.write_text(f"{scans / 'book1' / '001.jpg'}\n\n{scans / 'book3' / '003.jpg'}\n")
-    images, roots = find_images([str(scans / "book3"), str(scans / "book2" / "*.png"), str(listing)])
-    assert [p.relative_to(scans).as_posix() for p in images] == ["book1/001.jpg", "book2/001.png", "book3/003.jpg",
-                                                                  "book3/004.jpg", "book3/005.jpg"]
-    assert output_keys(images, roots) == ["book1/001", "book2/001", "book3/003", "book3/004", "book3/005"]
-    images, roots = find_images([str(scans)])
-    assert output_keys(images, roots) == PAGES
+    found = find_collection([str(scans / "book3"), str(scans / "book2" / "*.png"), str(listing)])
+    assert [(key, path.relative_to(scans).as_posix()) for key, path in found.pages] == [
+        ("book1/001", "book1/001.jpg"), ("book2/001", "book2/001.png"), ("book3/003", "book3/003.jpg"),
+        ("book3/004", "book3/004.jpg"), ("book3/005", "book3/005.jpg")]
+    assert [key for key, _ in find_collection([str(scans)]).pages] == PAGES
 
 
 def test_every_page_gets_its_json_text_and_picture_mirroring_the_tree(recognized, scans):
@@ -93,7 +97,7 @@ def test_every_page_gets_its_json_text_and_picture_mirroring_the_tree(recognized
     assert not list(out.rglob("notes*"))
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["pages"], summary["done"], summary["recognised_now"], summary["missing"]) == (8, 8, 8, [])
-    assert summary["failed"] == [{"page": str((scans / "book2" / "broken.jpg").resolve()),
+    assert summary["failed"] == [{"input": str(scans / "book2" / "broken.jpg"),
                                   "reason": json.loads((out / "book2/broken.json").read_text())["error"]}]
     submission = pd.read_csv(out / "submission.csv", keep_default_na=False)
     assert submission["image_id"].tolist() == PAGES
@@ -136,8 +140,126 @@ def test_two_ddp_processes_write_what_one_process_writes(checkpoints, scans, rec
 
 def test_nothing_to_read_is_an_error(checkpoints, tmp_path):
     (tmp_path / "empty").mkdir()
-    detector, classifier = checkpoints
-    run = subprocess.run([sys.executable, "-m", "kuzu_lightning", "recognize", str(tmp_path / "empty"), "--detector",
-                          str(detector), "--classifier", str(classifier), "--out", str(tmp_path / "out")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode != 0 and run.stderr.strip().splitlines()[-1].startswith("error: no image found in")
+    with pytest.raises(SystemExit, match=f"^error: no page to read in {tmp_path / 'empty'}$"):
+        kuzu_recognize(str(tmp_path / "empty"), *models(checkpoints), "--out", str(tmp_path / "out"))
+
+
+def models(checkpoints) -> list[str]:
+    return ["--detector", str(checkpoints[0]), "--classifier", str(checkpoints[1]), "--accelerator", "cpu",
+            "--num_workers", "0"]
+
+
+def test_a_page_replaced_between_runs_is_read_again(checkpoints, scans, tmp_path):
+    book = shutil.copytree(scans / "book3", tmp_path / "book3")
+    out = tmp_path / "out"
+    kuzu_recognize(str(book), *models(checkpoints), "--out", str(out))
+    before = json.loads((out / "004.json").read_text())
+    (book / "004.jpg").write_bytes((scans / "book1" / "001.jpg").read_bytes())  # scanned again, between runs
+    again = kuzu_recognize(str(book), *models(checkpoints), "--out", str(out))
+    assert (again["pages"], again["already_done"], again["recognised_now"]) == (3, 2, 1)
+    after = json.loads((out / "004.json").read_text())
+    assert after["source"]["size"] == (book / "004.jpg").stat().st_size != before["source"]["size"]
+    assert after["characters"] != before["characters"]
+
+
+def test_hostile_inputs_are_each_listed_once_and_the_exit_status_says_so(checkpoints, scans, tmp_path):
+    tree = tmp_path / "scans"
+    shutil.copytree(scans / "book3", tree)
+    strange = Path(os.fsdecode(bytes(tree) + b"/p\xe9ge.jpg"))  # a name that is not UTF-8
+    shutil.copy(scans / "book1" / "001.jpg", strange)
+    (tree / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    os.mkfifo(tree / "pipe.jpg")
+    listing = tmp_path / "pages.lst"
+    listing.write_text(f"\ufeff{tree / '003.jpg'}\n{listing}\n{tmp_path / 'misspelled'}\n", encoding="utf-8")
+    out = tree / "transcripts"  # inside the inputs: its pictures must never be read as pages
+    for attempt in range(2):
+        summary = kuzu_recognize(str(tree), str(listing), *models(checkpoints), "--out", str(out), "--formats",
+                                 "json,txt,png", "--csv", str(out / "submission.csv"))
+        assert summary == json.loads((out / "summary.json").read_text())
+        assert (summary["pages"], summary["done"], summary["recognised_now"]) == (4, 4, 4 if attempt == 0 else 0)
+        assert sorted(failure["input"] for failure in summary["failed"]) == sorted(
+            [str(tree / "gone.jpg"), str(tree / "pipe.jpg"), str(tmp_path / "misspelled")])
+        assert exit_status(summary) == 1
+    assert {p.name for p in out.iterdir()} >= {"p\\xe9ge.json", "p\\xe9ge.png", "003.json", "005.png"}
+    assert not (out / "transcripts").exists()
+    assert pd.read_csv(out / "submission.csv", keep_default_na=False)["image_id"].tolist() == [
+        "003", "004", "005", "p\\xe9ge"]
+
+
+def kuzu_recognize(*arguments: str):
+    from kuzu_lightning.tools.kuzu import run
+
+    return run(["recognize", *arguments])
+
+
+@pytest.mark.parametrize(("thresholds", "message"), [
+    ("model:\n  init_args:\n    detection_threshold: 2\n", "model.init_args.detection_threshold must be a number "
+                                                             "between 0 and 1, not 2"),
+    ("model:\n  init_args:\n    detection_threshold: .nan\n", "model.init_args.detection_threshold must be a number"),
+    ("model:\n  init_args:\n    min_confidence: high\n", "model.init_args.min_confidence must be a number between 0 "
+                                                          "and 1, not 'high'"),
+    ("model:\n  init_args:\n    detection_treshold: 0.5\n", "unknown key model.init_args.detection_treshold"),
+    ("model: [\n", "not readable YAML"),
+])
+def test_a_thresholds_file_is_checked_before_any_model_loads(thresholds, message, tmp_path):
+    config = tmp_path / "thresholds.yaml"
+    config.write_text(thresholds)
+    (tmp_path / "page.jpg").write_bytes(b"never read")
+    with pytest.raises(ValueError, match=rf"^{config}: {message}"):  # the missing models were never reached
+        kuzu_recognize(str(tmp_path / "page.jpg"), "--detector", "missing.ckpt", "--classifier", "missing.ckpt",
+                       "--out", str(tmp_path / "out"), "--config", str(config))
+
+
+def test_thresholds_and_outputs_on_the_command_line_are_checked_before_any_model_loads(tmp_path, capsys):
+    (tmp_path / "page.jpg").write_bytes(b"never read")
+    common = [str(tmp_path / "page.jpg"), "--detector", "missing.ckpt", "--classifier", "missing.ckpt"]
+    with pytest.raises(SystemExit):
+        kuzu_recognize(*common, "--out", str(tmp_path / "out"), "--detection_threshold", "-1")
+    assert "detection_threshold must be a number between 0 and 1, not '-1'" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(OSError, match=f"cannot write the submission to {tmp_path / 'a_file'}"):
+        kuzu_recognize(*common, "--out", str(tmp_path / "out"), "--csv", str(tmp_path / "a_file" / "submission.csv"))
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_goes_on(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "page.jpg").write_bytes(b"never read")
+    with open(out / ".lock", "a+") as first:  # a run holding the folder
+        fcntl.flock(first, fcntl.LOCK_EX)
+        first.write("12345")
+        first.flush()
+        with pytest.raises(SystemExit, match=f"another run \\(process 12345\\) is writing to {out}"):
+            kuzu_recognize(str(tmp_path / "page.jpg"), "--detector", "missing.ckpt", "--classifier", "missing.ckpt",
+                           "--out", str(out))
+
+
+@pytest.mark.slow
+def test_no_process_is_left_when_a_run_is_killed(checkpoints, scans, tmp_path):
+    """The loader workers (started by the forkserver, not children of the run) end with the run, however it ends."""
+    marker = f"kuzu-test-{os.getpid()}-{time.time_ns()}"
+    out = tmp_path / "out"
+    process = recognize(checkpoints, [str(scans)], out, "--num_workers", "2", wait=False,
+                        env={**ONE_THREAD, "KUZU_TEST_MARKER": marker})
+    deadline = time.time() + 300
+    while not list(out.rglob("*.json")) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert len(marked(marker)) >= 3, "the run, its forkserver and its workers"
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    deadline = time.time() + 30
+    while marked(marker) and time.time() < deadline:
+        time.sleep(0.5)
+    assert marked(marker) == []
+
+
+def marked(marker: str) -> list[int]:
+    """The processes whose environment holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and f"KUZU_TEST_MARKER={marker}".encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found

@@ -212,7 +212,7 @@ def test_predict_py_writes_every_row_in_order_json_text_and_pictures(predicted, 
     assert log.count(corrupt_id) >= 2  # the loader's error, and the writer's empty-row message
     summary = json.loads((out / "pages" / "summary.json").read_text())
     assert (summary["pages"], summary["done"], summary["missing"]) == (len(ids), len(ids), [])
-    assert [failure["page"] for failure in summary["failed"]] == [str(data_dir / "test_images" / f"{corrupt_id}.jpg")]
+    assert [failure["input"] for failure in summary["failed"]] == [str(data_dir / "test_images" / f"{corrupt_id}.jpg")]
 
 
 def test_the_submission_scores_through_kuzu_score(predicted, data_with_a_corrupt_page):
@@ -411,3 +411,40 @@ def test_the_real_benchmark_runs_both_models_on_real_pages_and_kmnist(checkpoint
     assert result["true_box_top1"] <= result["true_box_top5"] <= result["true_box_in_vocabulary"] < 1
     assert result["end_to_end"]["pages"] == 5 and result["end_to_end"]["tp"] + result["end_to_end"]["fn"] == 464
     assert result["kmnist_top1"] is not None  # scored: the fixture's classes hold KMNIST's ten kana
+
+
+def test_a_ckpt_path_that_is_no_checkpoint_is_refused_naming_the_file(synthetic_dir, tmp_path):
+    from kuzu_lightning.cli import TrainCLI
+
+    mistaken = tmp_path / "my_recipe.yaml"
+    mistaken.write_text("trainer:\n  max_epochs: 1\n")
+    with pytest.raises(ValueError, match=rf"^{mistaken} is not a Lightning checkpoint") as refused:
+        TrainCLI(args=["validate", *recipe("classifier", "demo"), "--ckpt_path", str(mistaken), "--data.data_dir",
+                       str(synthetic_dir), "--trainer.logger", "false"])
+    assert "weights_only=False" not in str(refused.value)  # never advice to run a file's pickled code
+
+
+@pytest.mark.parametrize(("value", "read"), [("2", "2"), ("-1", "-1"), (".nan", "nan"), ("high", "'high'")])
+def test_predict_refuses_a_threshold_outside_0_to_1_before_the_models_load(value, read, tmp_path):
+    thresholds = tmp_path / "thresholds.yaml"
+    thresholds.write_text(f"model:\n  init_args:\n    detection_threshold: {value}\n")
+    with pytest.raises(ValueError, match=rf"^{thresholds}: model.init_args.detection_threshold must be a number "
+                                         rf"between 0 and 1, not {read}$"):  # the missing model was never reached
+        RecognizeCLI(args=["predict", *recipe("recognizer", "demo"), "--config", str(thresholds),
+                           "--model.detector_ckpt", str(tmp_path / "missing.ckpt"), "--trainer.logger", "false"])
+
+
+def test_a_threshold_out_of_range_on_the_command_line_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        RecognizeCLI(args=["predict", *recipe("recognizer", "demo"), "--model.min_confidence", "1.5",
+                           "--model.detector_ckpt", str(tmp_path / "missing.ckpt"), "--trainer.logger", "false"])
+    error = capsys.readouterr().err
+    assert 'Parser key "min_confidence"' in error and "v>=0 and v<=1" in error and "missing.ckpt" not in error
+
+
+def test_validate_checks_where_it_writes_the_thresholds_before_the_models_load(tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(OSError, match=f"cannot write the thresholds to {tmp_path / 'a_file'}"):
+        RecognizeCLI(args=["validate", *recipe("recognizer", "demo"), "--thresholds_out",
+                           str(tmp_path / "a_file" / "thresholds.yaml"), "--model.detector_ckpt",
+                           str(tmp_path / "missing.ckpt"), "--trainer.logger", "false"])

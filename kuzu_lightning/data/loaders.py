@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
@@ -11,6 +15,8 @@ import cv2
 import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
+
+from kuzu_lightning.atomic import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +37,20 @@ def worker_options(num_workers: int) -> dict:
     if num_workers <= 0:
         return options
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    return {**options, "num_workers": num_workers, "persistent_workers": True, "multiprocessing_context": method}
+    return {**options, "num_workers": num_workers, "persistent_workers": True, "multiprocessing_context": method,
+            "worker_init_fn": functools.partial(watch_parent, os.getpid())}
+
+
+def watch_parent(parent: int, *_) -> None:
+    """Run in a worker process: end it when the process ``parent`` is gone, however that one ended (a process killed
+    with SIGKILL never tells its workers, and a worker started by the forkserver is not its child), checking every
+    second, so that no worker outlives its run."""
+    def watch() -> None:
+        while process_alive(parent):
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def world() -> tuple[int, int]:
@@ -75,5 +94,11 @@ def map_in_processes(function: Callable, jobs: Iterable, workers: int) -> Iterat
         yield from map(function, jobs)
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+                             initializer=_cache_worker, initargs=(os.getpid(),)) as pool:
         yield from pool.map(function, jobs, chunksize=4)
+
+
+def _cache_worker(parent: int) -> None:
+    """The start of a cache-building process: OpenCV on one thread, and an end when ``parent`` is gone."""
+    cv2.setNumThreads(1)
+    watch_parent(parent)

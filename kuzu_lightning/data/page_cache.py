@@ -40,8 +40,11 @@ def _resize_page(args: tuple[Page, int, Path, int | None]) -> str | None:
         image = decode_page(page.image_path, longest_side, max_pixels)
     except PageDecodeError as error:
         return str(error)
-    partial = target.with_name(partial_name(target.stem) + ".jpg")
-    cv2.imwrite(str(partial), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        return f"{page.image_path}: JPEG encoding of the resized page failed"
+    partial = target.with_name(partial_name(target.name))
+    partial.write_bytes(data.tobytes())
     partial.replace(target)
     return None
 

@@ -24,18 +24,27 @@ def record_class(module: L.LightningModule, checkpoint: dict) -> None:
                                                              f"{type(module).__module__}.{type(module).__qualname__}")
 
 
-def _read_checkpoint(path: Path) -> dict:
+def read_checkpoint(path: str | Path) -> dict:
+    """The contents of the checkpoint at ``path``, loaded with ``weights_only=True``; ``ValueError`` naming the file
+    when it is not a checkpoint that loads so (no pickled code is ever run to read one)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError:
+        raise
     except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint
-        raise ValueError(f"{path} is not a Lightning checkpoint that loads with weights_only=True: {error}") from error
+        kind = type(error).__name__
+        raise ValueError(f"{path} is not a Lightning checkpoint: torch.load(weights_only=True) cannot read it "
+                         f"({kind})") from None
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} is not a Lightning checkpoint: it holds a {type(checkpoint).__name__}, not a dict")
+    return checkpoint
 
 
 def checkpoint_model(path: str | Path) -> str | None:
     """The class name of the model a checkpoint holds (``CharDetector``, ``CharClassifier``, or the one LightningCLI
     recorded), or None when the file cannot be read or does not say."""
     try:
-        hparams = _read_checkpoint(Path(path)).get("hyper_parameters") or {}
+        hparams = read_checkpoint(Path(path)).get("hyper_parameters") or {}
     except (ValueError, FileNotFoundError, AttributeError):
         return None
     if "_class_path" in hparams:
@@ -55,7 +64,7 @@ def load_trained(model_class: type[L.LightningModule], path: str | Path) -> tupl
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{model_class.__name__} checkpoint not found: {path}")
-    checkpoint = _read_checkpoint(path)
+    checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or required not in hparams or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a {model_class.__name__} checkpoint (it has no '{required}' hyper-parameter)")
@@ -78,7 +87,7 @@ def trained_data_settings(path: str | Path) -> dict:
     """The hyper-parameters of the DataModule a checkpoint was trained with; empty when the file is missing, is
     no checkpoint or has none recorded (:func:`load_trained` then says why, naming the file)."""
     try:
-        checkpoint = _read_checkpoint(Path(path))
+        checkpoint = read_checkpoint(Path(path))
     except (ValueError, FileNotFoundError):
         return {}
     settings = checkpoint.get("datamodule_hyper_parameters") if isinstance(checkpoint, dict) else None

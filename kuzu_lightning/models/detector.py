@@ -37,6 +37,7 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from kuzu_lightning.data.kaggle import Page
+from kuzu_lightning.data.loaders import worker_options
 from kuzu_lightning.data.pages import PageDataset, collate_whole_pages
 from kuzu_lightning.geometry import to_original
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
@@ -189,7 +190,7 @@ class CharDetector(L.LightningModule):
         has none. ``workers`` processes decode the pages."""
         dataset = PageDataset(list(pages), longest_side, max_pixels)
         loader = torch.utils.data.DataLoader(dataset, batch_size=1, collate_fn=collate_whole_pages,
-                                             num_workers=workers)
+                                             **worker_options(workers))
         for page, batch in zip(pages, loader):
             batch["images"] = [None if image is None else image.to(self.device) for image in batch["images"]]
             found = self.detect(batch)[0]

@@ -36,6 +36,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from jsonargparse.typing import ClosedUnitInterval
 from torch import nn
 
 from kuzu_lightning.data.images import decode_page
@@ -50,6 +51,7 @@ from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.crops import cut_crops
 from kuzu_lightning.models.detector import CharDetector
 from kuzu_lightning.records import RecognizedPage, recognized_page
+from kuzu_lightning.thresholds import unit_interval
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,8 @@ class Recognizer(L.LightningModule):
     Args:
         detector_ckpt, classifier_ckpt: Lightning checkpoints of a ``CharDetector`` and a ``CharClassifier``.
         detection_threshold: detections scoring below are ignored (default: the detector's
-            ``detection_threshold``, chosen on its validation books).
-        min_confidence: characters whose class probability is below are dropped.
+            ``detection_threshold``, chosen on its validation books); between 0 and 1.
+        min_confidence: characters whose class probability is below are dropped; between 0 and 1.
         max_characters: most characters per page (at most 1200, the submission's limit).
         page_longest_side: the scale pages are detected at (default: the detector's training
             DataModule's ``eval_longest_side``, else :data:`~kuzu_lightning.data.pages.EVAL_LONGEST_SIDE`);
@@ -94,14 +96,17 @@ class Recognizer(L.LightningModule):
             ``validate`` scores.
     """
 
-    def __init__(self, detector_ckpt: str, classifier_ckpt: str, detection_threshold: float | None = None,
-                 min_confidence: float = 0.0, max_characters: int = MAX_PREDICTIONS_PER_PAGE,
+    def __init__(self, detector_ckpt: str, classifier_ckpt: str, detection_threshold: ClosedUnitInterval | None = None,
+                 min_confidence: ClosedUnitInterval = 0.0, max_characters: int = MAX_PREDICTIONS_PER_PAGE,
                  page_longest_side: int | None = None, char_crop_size: int | None = None,
                  char_crop_margin: float | None = None,
                  classify_batch_size: int = 256,
                  threshold_grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                  confidence_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
         super().__init__()
+        detection_threshold = None if detection_threshold is None else unit_interval("detection_threshold",
+                                                                                      detection_threshold)
+        min_confidence = unit_interval("min_confidence", min_confidence)
         if max_characters > MAX_PREDICTIONS_PER_PAGE:
             raise ValueError(f"max_characters={max_characters} is above the {MAX_PREDICTIONS_PER_PAGE} "
                              "predictions a submission may hold per page")

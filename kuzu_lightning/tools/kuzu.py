@@ -69,6 +69,15 @@ def run(argv: list[str] | None = None):
 
 
 def main() -> int:
-    """The console script: ``kuzu`` with the command line; exit status 0 (a failure raises)."""
-    run()
-    return 0
+    """The console script: ``kuzu`` with the command line. The exit status is the subcommand's ``exit_status`` of what
+    it returns where it has one (``recognize``: 1 when an input failed), else 0. Bad input or settings (a
+    ``ValueError`` or ``OSError``, whose message names the file and the row or key) end it with that message as the
+    last line and status 1; anything else raises, with its traceback."""
+    argv = sys.argv[1:]
+    try:
+        result = run(argv)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    return getattr(tool(command), "exit_status", lambda _: 0)(result)
