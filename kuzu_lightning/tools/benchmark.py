@@ -1,5 +1,5 @@
-"""``kuzu benchmark NAME``: the speed benchmarks (:mod:`~kuzu_lightning.tools.speed`: ``metric``, ``synthetic``,
-``chars``, ``classifier``, ``detector``, ``pipeline``) and the accuracy benchmarks
+"""``kuzu benchmark NAME``: the speed benchmarks (:mod:`~kuzu_lightning.tools.speed`: ``metric``, ``score-csv``,
+``ordering``, ``synthetic``, ``chars``, ``classifier``, ``detector``, ``pipeline``) and the accuracy benchmarks
 (:mod:`~kuzu_lightning.tools.accuracy`: ``real``, ``reading-order``). Each prints one JSON object as its last line."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-SPEED = ("metric", "synthetic", "chars", "classifier", "detector", "pipeline")
+SPEED = ("metric", "score-csv", "ordering", "synthetic", "chars", "classifier", "detector", "pipeline")
 ACCURACY = ("real", "reading-order")
 
 

@@ -1,6 +1,8 @@
 """Speed benchmarks (``kuzu benchmark NAME``); each gives one JSON object, printed as the command's last line.
 
     kuzu benchmark metric      # competition F1 on a Kaggle-sized validation fold
+    kuzu benchmark score-csv   # kuzu score on a 7,000-page submission of 1,200 predictions a page: time, peak memory
+    kuzu benchmark ordering    # reading order of 1,200 characters, and of 5,000 identical boxes
     kuzu benchmark synthetic   # synthetic page generator, pages/s
     kuzu benchmark chars       # crop cache build and loader crops/s per worker
     kuzu benchmark classifier  # classifier training crops/s on this machine
@@ -287,6 +289,53 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
     return result
 
 
-SPEED = {"metric": bench_metric, "synthetic": bench_synthetic, "chars": bench_chars, "classifier": bench_classifier,
-         "detector": bench_detector, "pipeline": bench_pipeline}
-ONE_CORE = {"metric", "synthetic", "chars"}  # the others use every core, as training does
+def bench_score_csv(pages: int = 7000, predictions: int = 1200) -> dict:
+    """``kuzu score`` on a submission of ``pages`` pages of ``predictions`` each (Kaggle's limit) and a solution of
+    as many pages with 180 characters: the files' size, the wall time and the peak resident memory of the scoring
+    process (a fresh one, so nothing else counts)."""
+    import resource
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    codes = np.array([f"U+{0x3041 + i:04X}" for i in range(4212)])
+    with tempfile.TemporaryDirectory() as out:
+        submission, solution = Path(out, "submission.csv"), Path(out, "solution.csv")
+        with open(submission, "w") as sub, open(solution, "w") as sol:
+            sub.write("image_id,labels\n")
+            sol.write("image_id,labels\n")
+            for page in range(pages):
+                labels, points = codes[rng.integers(0, len(codes), predictions)], rng.integers(5, 2400, (predictions, 2))
+                sub.write(f"page{page:05d}," + " ".join(f"{c} {x} {y}" for c, (x, y) in zip(labels, points)) + "\n")
+                sol.write(f"page{page:05d}," + " ".join(f"{c} {x - 4} {y - 4} 9 9" for c, (x, y) in
+                                                       zip(labels[:180], points[:180])) + "\n")
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "kuzu_lightning", "score", str(submission), str(solution)], check=True,
+                       capture_output=True)
+        seconds = time.perf_counter() - start
+        return {"benchmark": "score-csv", "pages": pages, "predictions_per_page": predictions,
+                "submission_mb": round(submission.stat().st_size / 2**20, 1), "seconds": round(seconds, 2),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)}
+
+
+def bench_ordering(repeats: int = 3) -> dict:
+    """:func:`~kuzu_lightning.reading_order.reading_order`'s seconds (the best of ``repeats``) for a dense page of
+    1,200 characters (40 columns of 30) and for 5,000 identical boxes."""
+    from kuzu_lightning.reading_order import reading_order
+
+    rng = np.random.default_rng(0)
+    centres = np.stack(np.meshgrid(4000 - 100 * np.arange(40), 40 + 100 * np.arange(30)), -1).reshape(-1, 2)
+    centres = centres + rng.normal(0, 6, centres.shape)
+    sizes = rng.uniform(50, 90, centres.shape)
+    pages = {"dense_page_1200": np.c_[centres - sizes / 2, centres + sizes / 2],
+             "identical_5000": np.tile([[10.0, 10, 60, 70]], (5000, 1))}
+    result = {"benchmark": "ordering"}
+    for name, boxes in pages.items():
+        result[f"seconds_{name}"] = round(min(_median_seconds(lambda: reading_order(boxes), 1)
+                                              for _ in range(repeats)), 3)
+    return result
+
+
+SPEED = {"metric": bench_metric, "score-csv": bench_score_csv, "ordering": bench_ordering, "synthetic": bench_synthetic,
+         "chars": bench_chars, "classifier": bench_classifier, "detector": bench_detector, "pipeline": bench_pipeline}
+ONE_CORE = {"metric", "synthetic", "chars", "ordering"}  # the others use every core, as training does
