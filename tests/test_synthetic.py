@@ -164,3 +164,23 @@ def test_kana_written_as_source_kanji_keep_their_kana_labels(monkeypatch):
                                       aspect)
         assert set(codes) == {"U+306A", "U+306F", "U+306E"}  # the labels are the kana
         assert len(written) >= len(codes) and set(written) == forms  # the ink
+
+
+def test_a_held_out_hand_writes_every_test_book_and_no_train_book(tmp_path, monkeypatch):
+    hands = {"train_images": [], "test_images": []}
+    render = PageRenderer.render
+
+    def recording(self, rng, style, aspect):  # the real renderer, its hand noted
+        hands["test_images" if self.styles == {"sousho": synthetic.STYLE_WEIGHTS["sousho"]} else "train_images"].append(
+            style.font)
+        return render(self, rng, style, aspect)
+
+    monkeypatch.setattr(PageRenderer, "render", recording)
+    out = generate(tmp_path / "unseen", pages=12, test_pages=3, height=400, held_out_hand="sousho")
+    assert len(hands["train_images"]) == 12 and "sousho" not in hands["train_images"]
+    assert len(set(hands["train_images"])) > 1 and hands["test_images"] == ["sousho"] * 3
+    assert len(list((out / "test_images").glob("*.jpg"))) == 3
+    with pytest.raises(ValueError, match="held_out_hand must be one of"):
+        generate(tmp_path / "bad", pages=2, height=256, held_out_hand="copperplate")
+    with pytest.raises(ValueError, match="no hand"):
+        generate(tmp_path / "bad", pages=2, height=256, styles=["sousho"], held_out_hand="sousho")

@@ -330,6 +330,7 @@ def _write_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
 def generate(
     out: str | Path, pages: int = 40, seed: int = 0, test_pages: int | None = None, books: int | None = None,
     height: int = 1536, vocabulary: str = DEFAULT_VOCABULARY, styles: Sequence[str] | None = None,
+    held_out_hand: str | None = None,
 ) -> Path:
     """Write a Kaggle-layout dataset of ``pages`` train pages and ``test_pages`` test pages to ``out``.
 
@@ -337,14 +338,23 @@ def generate(
     spread over; test pages come from books of their own. ``height`` is the page height in pixels
     (widths follow each book's aspect ratio, about 0.6). ``vocabulary`` is the string of characters
     to draw, most frequent first; ``styles`` the hands books may be written in (default: every one of
-    :data:`STYLE_WEIGHTS`, at those weights). Returns ``out``.
+    :data:`STYLE_WEIGHTS`, at those weights). With ``held_out_hand`` (one of them), no train book is written in that
+    hand and every test book is: test pages in a hand no model trained on, a stand-in for a real book unlike the
+    training books, to measure adaptation without a real label. Returns ``out``.
     """
     if pages < 1:
         raise ValueError("pages must be at least 1")
     out = Path(out)
     test_pages = max(1, pages // 4) if test_pages is None else test_pages
     books = books or max(3, math.ceil(pages / 8))
-    renderer = PageRenderer(vocabulary, height, styles=styles)
+    renderer = test_renderer = PageRenderer(vocabulary, height, styles=styles)
+    if held_out_hand is not None:
+        if held_out_hand not in renderer.styles:
+            raise ValueError(f"held_out_hand must be one of {', '.join(renderer.styles)}, not {held_out_hand!r}")
+        if len(renderer.styles) == 1:
+            raise ValueError(f"held_out_hand {held_out_hand!r} would leave the train books no hand")
+        renderer = PageRenderer(vocabulary, height, styles=[style for style in renderer.styles if style != held_out_hand])
+        test_renderer = PageRenderer(vocabulary, height, styles=[held_out_hand])
     (out / "train_images").mkdir(parents=True, exist_ok=True)
     (out / "test_images").mkdir(parents=True, exist_ok=True)
     train_rows, test_rows = [], []
@@ -356,7 +366,8 @@ def generate(
         else:
             book = books + (index - pages) % 3
             image_id, folder, rows = f"test_{rng.bytes(4).hex()}", "test_images", test_rows
-        image, codes, boxes = renderer.render(rng, *renderer.book_style(book, seed))
+        pages_renderer = renderer if index < pages else test_renderer
+        image, codes, boxes = pages_renderer.render(rng, *pages_renderer.book_style(book, seed))
         _write_jpeg(out / folder / f"{image_id}.jpg", image)
         rows.append((image_id, format_labels(codes, xyxy_to_xywh(boxes))))
     columns = ["image_id", "labels"]
