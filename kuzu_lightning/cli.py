@@ -39,7 +39,13 @@ from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from kuzu_lightning.models.checkpoints import SIGNATURES, checkpoint_model, read_checkpoint, trained_data_settings
+from kuzu_lightning.models.checkpoints import (
+    SIGNATURES,
+    checkpoint_model,
+    checkpoint_paths,
+    read_checkpoint,
+    trained_data_settings,
+)
 from kuzu_lightning.random_states import RandomStates
 from kuzu_lightning.thresholds import load_yaml, thresholds_in
 from kuzu_lightning.writer import PageWriter, check_writable, parse_formats
@@ -246,8 +252,8 @@ class RecognizeCLI(ProjectCLI):
         data = config.data.init_args
         if not all(key in data for key in SPLIT_AND_SCALE):
             return
-        detector = trained_data_settings(config.model.init_args.detector_ckpt)
-        classifier = trained_data_settings(config.model.init_args.classifier_ckpt)
+        detector = trained_data_settings(checkpoint_paths(config.model.init_args.detector_ckpt)[0])
+        classifier = trained_data_settings(checkpoint_paths(config.model.init_args.classifier_ckpt)[0])
         for key in SPLIT_AND_SCALE:
             if data[key] is None and detector.get(key) is not None:
                 data[key] = detector[key]

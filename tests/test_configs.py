@@ -103,3 +103,20 @@ def test_kuzu_train_prints_the_config_train_py_reads(model, capsys, monkeypatch,
     with pytest.raises(SystemExit):
         run(["train", model, "--preset", "synthetic", "--print_config"])
     assert yaml.safe_load(capsys.readouterr().out) == printed_config(TrainCLI, "fit", recipe(model, "synthetic"), capsys)
+
+
+def test_kuzu_predict_takes_ensembles_and_test_time_views_as_the_recognizer_settings(tmp_path, capsys):
+    from kuzu_lightning.tools.kuzu import parser_for
+    from kuzu_lightning.tools.recipes import predict
+
+    command_line = ["predict", "--preset", "demo", "--detector", "d1.ckpt", "d2.ckpt", "--classifier", "c.ckpt",
+                    "--page_scales", "0.8", "1", "--crop_views", "0,0,1", "0.05,-0.05,1.1"]
+    args, rest = parser_for("predict").parse_known_args(command_line)
+    args.passed_on = rest
+    _, arguments = predict.lightning_arguments(args)
+    model = printed_config(RecognizeCLI, "predict", arguments[1:], capsys)["model"]["init_args"]
+    assert model["detector_ckpt"] == ["d1.ckpt", "d2.ckpt"] and model["classifier_ckpt"] == "c.ckpt"
+    assert model["page_scales"] == [0.8, 1.0] and model["crop_views"] == [[0.0, 0.0, 1.0], [0.05, -0.05, 1.1]]
+    with pytest.raises(SystemExit):
+        parser_for("predict").parse_known_args(["predict", "--crop_views", "0,0"])
+    assert "a crop view is DX,DY,SCALE" in capsys.readouterr().err

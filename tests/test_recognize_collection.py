@@ -263,3 +263,21 @@ def marked(marker: str) -> list[int]:
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+def test_an_ensemble_with_test_time_views_reads_the_collection_as_the_python_api_does(checkpoints, scans, tmp_path):
+    from kuzu_lightning import Recognizer
+
+    detector, classifier = map(str, checkpoints)
+    settings = {"page_scales": (1.0, 0.8), "crop_views": ((0.0, 0.0, 1.0), (0.05, 0.0, 1.1))}
+    summary = kuzu_recognize(str(scans / "book3"), "--detector", detector, detector, "--classifier", classifier,
+                             classifier, "--page_scales", "1", "0.8", "--crop_views", "0,0,1", "0.05,0,1.1",
+                             "--out", str(tmp_path), "--accelerator", "cpu", "--num_workers", "0")
+    assert (summary["done"], summary["failed"]) == (3, [])
+    recognizer = Recognizer.from_checkpoints([detector] * 2, [classifier] * 2, **settings)
+    for name in ("003", "004", "005"):
+        page = json.loads((tmp_path / f"{name}.json").read_text(encoding="utf-8"))
+        expected = recognizer.recognize(scans / "book3" / f"{name}.jpg").to_dict()
+        assert page["characters"] and [c["code"] for c in page["characters"]] == [
+            c["code"] for c in expected["characters"]]
+        assert page["text"] == expected["text"]

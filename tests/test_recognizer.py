@@ -141,7 +141,7 @@ def test_settings_come_from_the_checkpoints(recognizer):
     assert recognizer.page_longest_side == 512  # the detector's DataModule's eval_longest_side
     assert recognizer.char_crop_size == 32 and recognizer.char_crop_margin == 0.15  # the classifier's DataModule's
     assert recognizer.detection_threshold == 0.3  # the detector's score_threshold
-    assert recognizer.codes == recognizer.classifier.codes and recognizer.classifier.unk_index is None
+    assert recognizer.codes == recognizer.classifiers[0].codes and recognizer.unk_index is None
 
 
 def test_recognize_a_path_an_array_and_a_list(recognizer, synthetic_dir):
@@ -403,13 +403,21 @@ def test_the_real_benchmark_runs_both_models_on_real_pages_and_kmnist(checkpoint
     result = run(["benchmark", "real", "--detector", str(detector), "--classifier", str(classifier), "--real_data",
                    str(shared_dir)])
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == json.loads(json.dumps(result))
-    assert (result["pages"], result["characters"], result["true_box_characters"]) == (6, 622, 464)
+    assert (result["pages"], result["characters"], result["true_box_characters"]) == (11, 1450, 1292)
+    books = ["100241706", "200003076", "200010454", "200021637", "200021853", "200021925", "hnsd001"]
+    assert result["books"] == books
     assert result["detection_threshold"] == 0.3  # the fixture detector never validated: its score_threshold
     for scores in (result["detection"], result["baseline_detection"]):
-        assert sorted(scores["books"]) == ["100241706", "200010454"]
-        assert scores["overall"]["tp"] + scores["overall"]["fn"] == 622
+        assert sorted(scores["books"]) == books
+        assert scores["overall"]["tp"] + scores["overall"]["fn"] == 1450
     assert result["true_box_top1"] <= result["true_box_top5"] <= result["true_box_in_vocabulary"] < 1
-    assert result["end_to_end"]["pages"] == 5 and result["end_to_end"]["tp"] + result["end_to_end"]["fn"] == 464
+    with_classes = [book for book in books if book != "200010454"]  # its boxes have no code points
+    assert sorted(result["true_box_books"]) == sorted(result["end_to_end"]["books"]) == with_classes
+    assert sum(book["characters"] for book in result["true_box_books"].values()) == 1292
+    end_to_end = result["end_to_end"]["overall"]
+    assert end_to_end["pages"] == 10 and end_to_end["tp"] + end_to_end["fn"] == 1292
+    assert sorted(result["reading_order"]["books"]) == with_classes
+    assert result["reading_order"]["overall"]["characters"] == 1292
     assert result["kmnist_top1"] is not None  # scored: the fixture's classes hold KMNIST's ten kana
 
 

@@ -2,6 +2,8 @@
 variable ``KUZU_REAL_DATA`` (:func:`real_data_dir`) that holds
 
 - ``kuzushiji-real/``: five Kaggle train pages of book 100241706 (464 characters with code points);
+- ``codh-sample/``: one page of each of five more books in CODH's layout, ``{book}/{book}_coordinate.csv`` and
+  ``{book}/images/{Image}.jpg`` (828 characters with code points, in reading order);
 - ``real-pages/boxes/*.csv``: the character boxes (no code points) of pages in ``real-pages/clean/``,
   in the DKDS layout ``label_name,bbox_x,bbox_y,bbox_width,bbox_height,image_name,image_width,image_height``
   (top-left corner and size, original-scan pixels); rows that are not ``Kuzushiji`` (the ``Seal`` rows)
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kuzu_lightning.data.formats import DataFormatError, read_csv, where
-from kuzu_lightning.data.kaggle import Page, attach_image_sizes, load_train_pages
+from kuzu_lightning.data.kaggle import Page, attach_image_sizes, load_train_pages, read_codh_coordinates
 from kuzu_lightning.geometry import xywh_to_xyxy
 
 UNKNOWN_CODE = "U+FFFD"
@@ -60,17 +62,25 @@ def read_box_csv(path: str | Path, image_dir: str | Path) -> list[Page]:
     return list(pages.values())
 
 
-def labelled_real_pages(shared: str | Path) -> list[Page]:
-    """Every labelled real page: the Kaggle sample's train pages, then those of ``real-pages/boxes/``.
+def codh_sample_pages(shared: str | Path) -> list[Page]:
+    """The pages of ``codh-sample/`` (characters in reading order), book by book; none when the folder is absent."""
+    books = sorted(path.parent for path in (Path(shared) / "codh-sample").glob("*/*_coordinate.csv"))
+    return attach_image_sizes(page for book in books
+                              for page in read_codh_coordinates(next(book.glob("*_coordinate.csv")), book / "images"))
 
-    Raises ``FileNotFoundError`` naming what is missing when ``shared`` lacks either folder.
+
+def labelled_real_pages(shared: str | Path) -> list[Page]:
+    """Every labelled real page: the Kaggle sample's train pages, those of ``codh-sample/`` (when it is there), then
+    those of ``real-pages/boxes/``.
+
+    Raises ``FileNotFoundError`` naming what is missing when ``shared`` lacks the first or the last folder.
     """
     shared = Path(shared)
     kaggle, boxes = shared / "kuzushiji-real", shared / "real-pages" / "boxes"
     for folder in (kaggle, boxes):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: the labelled real pages are not there")
-    pages = load_train_pages(kaggle)
+    pages = load_train_pages(kaggle) + codh_sample_pages(shared)
     for path in sorted(boxes.glob("*.csv")):
         pages += attach_image_sizes(read_box_csv(path, shared / "real-pages" / "clean"))
     return pages

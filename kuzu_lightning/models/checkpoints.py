@@ -8,6 +8,7 @@ naming it.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -81,6 +82,14 @@ def load_trained(model_class: type[L.LightningModule], path: str | Path) -> tupl
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     model.on_load_checkpoint(checkpoint)
     return model.eval(), checkpoint.get("datamodule_hyper_parameters") or {}
+
+
+def checkpoint_paths(setting: str | Path | Sequence[str | Path]) -> list[str]:
+    """The paths of a checkpoint setting that holds one path or a list of them (an ensemble)."""
+    paths = [setting] if isinstance(setting, (str, Path)) else list(setting)
+    if not paths:
+        raise ValueError("no checkpoint given")
+    return [str(path) for path in paths]
 
 
 def trained_data_settings(path: str | Path) -> dict:

@@ -1,13 +1,17 @@
-"""``Recognizer``: a trained :class:`CharDetector` and :class:`CharClassifier` together, page scans in,
-characters out.
+"""``Recognizer``: trained :class:`CharDetector` and :class:`CharClassifier` models together (one of each, or
+ensembles), page scans in, characters out.
 
 For a batch of pages (:mod:`~kuzu_lightning.data.pages` page batches):
 
-1. the detector finds character boxes on each resized page (one page at a time, so a page's result
-   never depends on the pages batched with it); boxes go back to **original-scan pixels**;
+1. each detector finds character boxes on each resized page, at each of ``page_scales`` (one page at a time,
+   so a page's result never depends on the pages batched with it); boxes go back to **original-scan pixels**;
+   the boxes of several detectors or scales are merged by weighted box fusion
+   (:func:`~kuzu_lightning.ensemble.fuse_detections`);
 2. crops are cut on the tensor around all boxes of a page at once (:func:`~kuzu_lightning.models.crops.cut_crops`),
-   from the page at full size when the batch carries ``originals``, else from the resized page;
-3. the classifier labels them in batches (the mean of both heads' softmaxes);
+   from the page at full size when the batch carries ``originals``, else from the resized page, in each of
+   ``crop_views`` (:func:`~kuzu_lightning.ensemble.view_boxes`);
+3. each classifier labels them in batches (the mean of both heads' softmaxes); probabilities are averaged over
+   classifiers and views;
 4. detections labelled ``unk`` or below ``min_confidence`` are dropped; at most ``max_characters``
    per page are kept, by detection score.
 
@@ -38,15 +42,17 @@ import numpy as np
 import torch
 from jsonargparse.typing import ClosedUnitInterval
 from torch import nn
+from torch.nn import functional as F
 
 from kuzu_lightning.data.images import decode_page
 from kuzu_lightning.data.pages import EVAL_LONGEST_SIDE, collate_whole_pages, page_item
 from kuzu_lightning.data.splits import book_id
+from kuzu_lightning.ensemble import FUSION_IOU, IDENTITY_VIEW, fuse_detections, view_boxes
 from kuzu_lightning.error_budget import ErrorBudget
 from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE, to_resized
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
 from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE
-from kuzu_lightning.models.checkpoints import load_trained
+from kuzu_lightning.models.checkpoints import checkpoint_paths, load_trained
 from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.crops import cut_crops
 from kuzu_lightning.models.detector import CharDetector
@@ -77,30 +83,37 @@ def select(scores: torch.Tensor, boxes: torch.Tensor, probabilities: torch.Tenso
 
 
 class Recognizer(L.LightningModule):
-    """Detector + classifier; see the module docstring.
+    """Detectors + classifiers; see the module docstring.
 
     Args:
-        detector_ckpt, classifier_ckpt: Lightning checkpoints of a ``CharDetector`` and a ``CharClassifier``.
-        detection_threshold: detections scoring below are ignored (default: the detector's
-            ``detection_threshold``, chosen on its validation books); between 0 and 1.
+        detector_ckpt, classifier_ckpt: Lightning checkpoints of a ``CharDetector`` and a ``CharClassifier``, or a
+            list of each (an ensemble; the classifiers must share one class table).
+        detection_threshold: detections scoring below are ignored (default: the mean of the detectors'
+            ``detection_threshold``, each chosen on its validation books); between 0 and 1.
         min_confidence: characters whose class probability is below are dropped; between 0 and 1.
         max_characters: most characters per page (at most 1200, the submission's limit).
-        page_longest_side: the scale pages are detected at (default: the detector's training
-            DataModule's ``eval_longest_side``, else :data:`~kuzu_lightning.data.pages.EVAL_LONGEST_SIDE`);
-            used by :meth:`recognize`, and checked against the DataModule's in ``predict`` and ``validate``.
-        char_crop_size, char_crop_margin: the classifier's crops (default: its training DataModule's
+        page_longest_side: the scale pages are detected at (default: the first detector's training
+            DataModule's ``eval_longest_side``, else
+            :data:`~kuzu_lightning.data.pages.EVAL_LONGEST_SIDE`); used by :meth:`recognize`, and checked against the
+            DataModule's in ``predict`` and ``validate``.
+        page_scales: the scales, as factors of ``page_longest_side``, each detector reads every page at.
+        fusion_iou: the IoU above which boxes of different detectors or scales are one character.
+        char_crop_size, char_crop_margin: the classifiers' crops (default: each classifier's training DataModule's
             ``input_size`` and ``margin``, else :data:`~kuzu_lightning.geometry.CROP_SIZE` and
             :data:`~kuzu_lightning.geometry.CROP_MARGIN`).
+        crop_views: the views ``(dx, dy, scale)`` each character is classified in, its box shifted by ``dx`` of its
+            width and ``dy`` of its height and scaled by ``scale`` (:func:`~kuzu_lightning.ensemble.view_boxes`).
         classify_batch_size: crops per classifier forward pass.
         threshold_grid, confidence_grid: the ``detection_threshold`` and ``min_confidence`` values whose every pair
             ``validate`` scores.
     """
 
-    def __init__(self, detector_ckpt: str, classifier_ckpt: str, detection_threshold: ClosedUnitInterval | None = None,
-                 min_confidence: ClosedUnitInterval = 0.0, max_characters: int = MAX_PREDICTIONS_PER_PAGE,
-                 page_longest_side: int | None = None, char_crop_size: int | None = None,
-                 char_crop_margin: float | None = None,
-                 classify_batch_size: int = 256,
+    def __init__(self, detector_ckpt: str | list[str], classifier_ckpt: str | list[str],
+                 detection_threshold: ClosedUnitInterval | None = None, min_confidence: ClosedUnitInterval = 0.0,
+                 max_characters: int = MAX_PREDICTIONS_PER_PAGE, page_longest_side: int | None = None,
+                 page_scales: tuple[float, ...] = (1.0,), fusion_iou: float = FUSION_IOU,
+                 char_crop_size: int | None = None, char_crop_margin: float | None = None,
+                 crop_views: tuple[tuple[float, float, float], ...] = (IDENTITY_VIEW,), classify_batch_size: int = 256,
                  threshold_grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                  confidence_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
         super().__init__()
@@ -110,29 +123,48 @@ class Recognizer(L.LightningModule):
         if max_characters > MAX_PREDICTIONS_PER_PAGE:
             raise ValueError(f"max_characters={max_characters} is above the {MAX_PREDICTIONS_PER_PAGE} "
                              "predictions a submission may hold per page")
+        if not page_scales or any(scale <= 0 for scale in page_scales):
+            raise ValueError(f"page_scales must be one or more factors above 0, not {page_scales}")
+        if not crop_views or any(len(view) != 3 or view[2] <= 0 for view in crop_views):
+            raise ValueError(f"crop_views must be one or more (dx, dy, scale) with a scale above 0, not {crop_views}")
         self.save_hyperparameters()
-        self.detector, detector_data = load_trained(CharDetector, detector_ckpt)
-        self.classifier, classifier_data = load_trained(CharClassifier, classifier_ckpt)
+        detectors = [load_trained(CharDetector, path) for path in checkpoint_paths(detector_ckpt)]
+        classifiers = [load_trained(CharClassifier, path) for path in checkpoint_paths(classifier_ckpt)]
+        self.detectors = nn.ModuleList(model for model, _ in detectors)
+        self.classifiers = nn.ModuleList(model for model, _ in classifiers)
         self.requires_grad_(False)
-        self.detection_threshold = (self.detector.detection_threshold if detection_threshold is None
-                                    else detection_threshold)
-        self.page_longest_side = page_longest_side or detector_data.get("eval_longest_side") or EVAL_LONGEST_SIDE
-        self.char_crop_size = char_crop_size or classifier_data.get("input_size", CROP_SIZE)
-        self.char_crop_margin = classifier_data.get("margin", CROP_MARGIN) if char_crop_margin is None else char_crop_margin
-        self.codes = self.classifier.codes
+        self.codes = self.classifiers[0].codes
+        self.unk_index = self.classifiers[0].unk_index
+        for path, model in zip(checkpoint_paths(classifier_ckpt), self.classifiers):
+            if model.codes != self.codes:
+                raise ValueError(f"{path}: its class table differs from that of {checkpoint_paths(classifier_ckpt)[0]}; the "
+                                 "classifiers of an ensemble must share one")
+        self.detection_threshold = (float(np.mean([model.detection_threshold for model in self.detectors]))
+                                    if detection_threshold is None else detection_threshold)
+        self.page_longest_side = (page_longest_side or detectors[0][1].get("eval_longest_side")
+                                  or EVAL_LONGEST_SIDE)
+        self.crop_settings = [(char_crop_size or data.get("input_size", CROP_SIZE),
+                               data.get("margin", CROP_MARGIN) if char_crop_margin is None else char_crop_margin)
+                              for _, data in classifiers]
+        self.char_crop_size, self.char_crop_margin = self.crop_settings[0]
         self.class_index = {code: i for i, code in enumerate(self.codes)}
         self.val_f1 = KuzushijiF1()
         self.val_detection_f1 = KuzushijiF1(class_agnostic=True)
         self.val_book_f1 = nn.ModuleDict()
-        self.val_budget = ErrorBudget(self.classifier.unk_index)
+        self.val_budget = ErrorBudget(self.unk_index)
         self.grid = [(float(t), float(c)) for t in threshold_grid for c in confidence_grid]
         self.val_grid_f1 = nn.ModuleList(KuzushijiF1() for _ in self.grid)
         self.best_thresholds: dict[str, float] | None = None
 
     @classmethod
-    def from_checkpoints(cls, detector_ckpt: str | Path, classifier_ckpt: str | Path, **kwargs) -> Recognizer:
-        """A Recognizer of two trained checkpoints, in eval mode; ``kwargs`` as for the constructor."""
-        return cls(str(detector_ckpt), str(classifier_ckpt), **kwargs).eval()
+    def from_checkpoints(cls, detector_ckpt: str | Path | Sequence[str | Path],
+                         classifier_ckpt: str | Path | Sequence[str | Path], **kwargs) -> Recognizer:
+        """A Recognizer of trained checkpoints (a path, or a list of paths, for each model), in eval mode; ``kwargs``
+        as for the constructor."""
+        def setting(paths):  # the hyper-parameter as saved: a path, or a list of them, as strings
+            return str(paths) if isinstance(paths, (str, Path)) else [str(path) for path in paths]
+
+        return cls(setting(detector_ckpt), setting(classifier_ckpt), **kwargs).eval()
 
     # ------------------------------------------------------------------ the pipeline, in stages
 
@@ -141,26 +173,51 @@ class Recognizer(L.LightningModule):
         (default ``detection_threshold``)."""
         threshold = self.detection_threshold if threshold is None else threshold
         pages = []
-        for image, scale in zip(batch["images"], batch["scales"]):
-            page = {"images": [image], "scales": scale[None]}
-            found = self.detector.detect(page)[0]
+        for page in range(len(batch["images"])):
+            found = fuse_detections([detector.detect(self.page_at_scale(batch, page, factor))[0]
+                                     for detector in self.detectors for factor in self.hparams.page_scales],
+                                    self.hparams.fusion_iou)
             kept = found["scores"] >= threshold
             pages.append({"boxes": found["boxes"][kept], "scores": found["scores"][kept]})
         return pages
 
-    def crops(self, batch: dict, page: int, boxes: torch.Tensor) -> torch.Tensor:
-        """Crops around ``boxes`` (original-scan pixels) of one page of the batch, see :func:`cut_crops`."""
+    @staticmethod
+    def page_at_scale(batch: dict, page: int, factor: float) -> dict:
+        """One page of a page batch as a batch of its own, its resized image scaled by ``factor`` (resampled from
+        the page at full size when the batch carries it)."""
+        image, scale = batch["images"][page], batch["scales"][page]
+        if image is None or factor == 1:
+            return {"images": [image], "scales": scale[None]}
+        source = image if batch.get("originals") is None else batch["originals"][page]
+        size = [max(1, round(side * factor)) for side in image.shape[1:]]
+        scaled = F.interpolate(source[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+        factors = torch.tensor([size[1] / image.shape[2], size[0] / image.shape[1]], dtype=scale.dtype)
+        return {"images": [scaled[0].round().clamp(0, 255).to(torch.uint8)], "scales": (scale * factors)[None]}
+
+    def crops(self, batch: dict, page: int, boxes: torch.Tensor, model: int = 0,
+              view: Sequence[float] = IDENTITY_VIEW) -> torch.Tensor:
+        """Crops for classifier ``model`` around ``boxes`` (original-scan pixels) of one page of the batch, seen in
+        ``view`` (:func:`~kuzu_lightning.ensemble.view_boxes`); see :func:`cut_crops`."""
+        size, margin = self.crop_settings[model]
+        if tuple(view) != IDENTITY_VIEW:
+            boxes = view_boxes(boxes.float(), view)
         originals = batch.get("originals")
         if originals is not None:
-            return cut_crops(originals[page], boxes, self.char_crop_size, self.char_crop_margin)
-        return cut_crops(batch["images"][page], to_resized(boxes, batch["scales"][page]), self.char_crop_size,
-                         self.char_crop_margin)
+            return cut_crops(originals[page], boxes, size, margin)
+        return cut_crops(batch["images"][page], to_resized(boxes, batch["scales"][page]), size, margin)
 
-    def classify(self, crops: torch.Tensor) -> torch.Tensor:
-        """Class probabilities ``N x C`` of crops, ``classify_batch_size`` at a time."""
+    def classify(self, crops: torch.Tensor, model: int = 0) -> torch.Tensor:
+        """Class probabilities ``N x C`` of crops by classifier ``model``, ``classify_batch_size`` at a time."""
         if len(crops) == 0:
             return crops.new_zeros((0, len(self.codes)))
-        return torch.cat([self.classifier(chunk) for chunk in crops.split(self.hparams.classify_batch_size)])
+        return torch.cat([self.classifiers[model](chunk) for chunk in crops.split(self.hparams.classify_batch_size)])
+
+    def classify_boxes(self, batch: dict, page: int, boxes: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``N x C`` of the characters in ``boxes`` (original-scan pixels) of one page of the
+        batch: the mean over the classifiers and the ``crop_views``."""
+        runs = [self.classify(self.crops(batch, page, boxes, model, view), model)
+                for model in range(len(self.classifiers)) for view in self.hparams.crop_views]
+        return runs[0] if len(runs) == 1 else torch.stack(runs).mean(0)
 
     def characters(self, found: dict[str, torch.Tensor], probabilities: torch.Tensor, threshold: float,
                    min_confidence: float) -> dict[str, torch.Tensor]:
@@ -169,7 +226,7 @@ class Recognizer(L.LightningModule):
         ``probabilities``, best detection first)."""
         detected = (found["scores"] >= threshold).nonzero().flatten()
         kept, labels, probability = select(found["scores"][detected], found["boxes"][detected], probabilities[detected],
-                                           self.classifier.unk_index, min_confidence, self.hparams.max_characters)
+                                           self.unk_index, min_confidence, self.hparams.max_characters)
         kept = detected[kept]
         return {"boxes": found["boxes"][kept], "scores": found["scores"][kept], "labels": labels,
                 "probabilities": probability}
@@ -181,7 +238,7 @@ class Recognizer(L.LightningModule):
         errors = batch.get("errors") or [None] * len(batch["images"])
         results = []
         for i, found in enumerate(self.detect(batch)):
-            probabilities = self.classify(self.crops(batch, i, found["boxes"]))
+            probabilities = self.classify_boxes(batch, i, found["boxes"])
             page = self.characters(found, probabilities, self.detection_threshold, self.hparams.min_confidence)
             results.append({
                 "image_id": batch["image_ids"][i], "size": tuple(batch["sizes"][i].tolist()), "error": errors[i],
@@ -212,7 +269,7 @@ class Recognizer(L.LightningModule):
         for i, found in enumerate(self.detect(batch, lowest)):
             truth = {"boxes": batch["boxes"][i],
                      "labels": torch.tensor([self.class_index.get(c, -1) for c in batch["codes"][i]], dtype=torch.long)}
-            probabilities = self.classify(self.crops(batch, i, found["boxes"]))
+            probabilities = self.classify_boxes(batch, i, found["boxes"])
             page = self.characters(found, probabilities, self.detection_threshold, self.hparams.min_confidence)
             metrics = [self.val_f1, self.val_detection_f1]
             book = book_id(batch["image_ids"][i])
@@ -226,7 +283,7 @@ class Recognizer(L.LightningModule):
                 continue
             detected = found["scores"] >= self.detection_threshold
             self.val_budget.update(found["boxes"][detected], probabilities[detected], truth["boxes"], truth["labels"],
-                                   self.classify(self.crops(batch, i, truth["boxes"].to(found["boxes"]))))
+                                   self.classify_boxes(batch, i, truth["boxes"].to(found["boxes"])))
 
     def on_validation_epoch_end(self) -> None:
         scores = self.val_f1.compute()

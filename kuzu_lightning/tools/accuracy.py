@@ -7,13 +7,18 @@ printed as the command's last line.
 ``real`` is the check on real Kuzushiji: trained models measured on the labelled real pages and on KMNIST.
 
 On the labelled real pages (:func:`~kuzu_lightning.data.real_pages.labelled_real_pages`: five
-Kaggle pages of book 100241706 and one page of book 200010454 whose boxes have no code points):
+Kaggle pages of book 100241706, one page of each of the five books of ``codh-sample/``, and one page of book
+200010454 whose boxes have no code points; 11 pages of 7 books):
 
 - the class-agnostic detection F1 (the competition metric, classes ignored) of the detector and of
   the model-free ink-blob baseline (:mod:`kuzu_lightning.tools.baseline`), per book and overall;
+- the reading order of the true boxes against the true one (CODH's ``Char ID``), per book: the successor accuracy;
 - with ``--classifier``: its top-1 and top-5 on the characters of known class cut from their true
-  boxes (464), the end-to-end F1 with classes of detector + classifier on the pages of known classes,
-  and its top-1 on the 10,000 KMNIST test characters, scores restricted to KMNIST's 10 classes.
+  boxes (1,292), the end-to-end F1 with classes of detector + classifier on the pages of known classes (10), each
+  per book and overall, and its top-1 on the 10,000 KMNIST test characters, scores restricted to KMNIST's 10
+  classes.
+
+``--detector`` and ``--classifier`` take several checkpoints (an ensemble), read as the Recognizer reads them.
 
 Detections are kept above the detector's ``detection_threshold`` (the best on its validation books, recorded
 in its checkpoint; else its ``score_threshold``) or ``--detection_threshold``, in both scores; the result
@@ -96,28 +101,34 @@ def top_k(probabilities: torch.Tensor, truth: Sequence[str], codes: Sequence[str
     return float((best == target[:, None]).any(dim=1).float().mean()) if len(truth) else float("nan")
 
 
-@torch.inference_mode()
-def classifier_scores(detector_path: str | Path, classifier_path: str | Path, pages: Sequence[Page],
-                      shared: Path, threshold: float) -> dict:
-    """Top-1/top-5 on true-box crops, the end-to-end F1 of both models, and KMNIST top-1 (see the module docstring)."""
-    from kuzu_lightning.models.recognizer import Recognizer
+def true_box_scores(probabilities: torch.Tensor, truth: Sequence[str], codes: Sequence[str]) -> dict:
+    """Top-1 and top-5 of class ``probabilities`` (one row per true box) against the ``truth`` code points."""
+    return {"characters": len(truth), "in_vocabulary": round(float(np.mean([code in codes for code in truth])), 4),
+            "top1": round(top_k(probabilities, truth, codes, 1), 4), "top5": round(top_k(probabilities, truth, codes, 5), 4)}
 
-    recognizer = Recognizer.from_checkpoints(detector_path, classifier_path, detection_threshold=threshold)
+
+@torch.inference_mode()
+def classifier_scores(recognizer, pages: Sequence[Page], shared: Path) -> dict:
+    """Top-1/top-5 on true-box crops and the end-to-end F1 of a loaded ``Recognizer``, per book and overall, and
+    KMNIST top-1 (see the module docstring)."""
     known = classes_known(pages)
-    probabilities, truth, rows = [], [], []
+    probabilities, rows = [], []
     for batch, page in zip(_page_batches(known, recognizer.page_longest_side, originals=True), known):
-        probabilities.append(recognizer.classify(recognizer.crops(batch, 0, torch.from_numpy(page.boxes))))
-        truth += page.codes
+        probabilities.append(recognizer.classify_boxes(batch, 0, torch.from_numpy(page.boxes)))
         found = recognizer.recognize_batch(batch)[0]
         rows.append(format_predictions(found["codes"], box_centres(found["boxes"]).numpy().round()))
-    probabilities = torch.cat(probabilities)
     codes = recognizer.codes
-    result = {"true_box_characters": len(truth),
-              "true_box_in_vocabulary": round(float(np.mean([code in codes for code in truth])), 4),
-              "true_box_top1": round(top_k(probabilities, truth, codes, 1), 4),
-              "true_box_top5": round(top_k(probabilities, truth, codes, 5), 4)}
+    truth = [code for page in known for code in page.codes]
+    overall = true_box_scores(torch.cat(probabilities), truth, codes)
+    result = {"true_box_characters": overall["characters"], "true_box_in_vocabulary": overall["in_vocabulary"],
+              "true_box_top1": overall["top1"], "true_box_top5": overall["top5"], "true_box_books": {}}
     submission = pd.DataFrame({"image_id": [page.image_id for page in known], "labels": rows})
-    result["end_to_end"] = score_frames(submission, solution(known))
+    result["end_to_end"] = {"overall": score_frames(submission, solution(known)), "books": {}}
+    for book in sorted({page.book for page in known}):
+        mine = [i for i, page in enumerate(known) if page.book == book]
+        result["true_box_books"][book] = true_box_scores(torch.cat([probabilities[i] for i in mine]),
+                                                         [code for i in mine for code in known[i].codes], codes)
+        result["end_to_end"]["books"][book] = score_frames(submission.iloc[mine], solution([known[i] for i in mine]))
     try:
         images, kmnist_codes = kmnist_test(shared)
     except FileNotFoundError as error:
@@ -129,69 +140,108 @@ def classifier_scores(detector_path: str | Path, classifier_path: str | Path, pa
         result["kmnist_top1"] = None
         log.warning("KMNIST not scored: the classifier has no class for %s", ", ".join(missing))
         return result
-    size = recognizer.char_crop_size
-    crops = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in images])
-    crops = torch.from_numpy(crops).float().div(255)[:, None].expand(-1, 3, -1, -1)
-    scores = recognizer.classify(crops)[:, [recognizer.class_index[code] for code in classes]]
+    def crops(size: int) -> torch.Tensor:
+        resized = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in images])
+        return torch.from_numpy(resized).float().div(255)[:, None].expand(-1, 3, -1, -1)
+
+    scores = torch.stack([recognizer.classify(crops(size), model)
+                          for model, (size, _) in enumerate(recognizer.crop_settings)]).mean(0)
+    scores = scores[:, [recognizer.class_index[code] for code in classes]]
     result["kmnist_top1"] = round(float(np.mean([classes[i] == code for i, code in
                                                  zip(scores.argmax(1).tolist(), kmnist_codes)])), 4)
     return result
 
 
-def bench_real(shared: str | Path, detector: str | None = None, classifier: str | None = None,
-               detection_threshold: float | None = None) -> dict:
-    """See the module docstring; ``{"skipped": reason}`` when the real data is absent."""
+def bench_real(shared: str | Path, detector: Sequence[str] | None = None, classifier: Sequence[str] | None = None,
+               detection_threshold: float | None = None, **settings) -> dict:
+    """See the module docstring; ``{"skipped": reason}`` when the real data is absent. ``detector`` and ``classifier``
+    are lists of checkpoints (one detector alone without a classifier); ``settings`` go to the ``Recognizer``
+    (``page_scales``, ``crop_views``)."""
     shared = Path(shared)
     try:
         pages = labelled_real_pages(shared)
     except FileNotFoundError as error:
         return {"benchmark": "real", "skipped": str(error)}
     result = {"benchmark": "real", "pages": len(pages), "characters": sum(len(page) for page in pages),
-              "baseline_detection": score_detections(pages, baseline_submission(pages))}
-    if detector:
+              "books": sorted({page.book for page in pages}),
+              "baseline_detection": score_detections(pages, baseline_submission(pages)),
+              "reading_order": real_reading_order(shared)}
+    if detector and not classifier:
         from kuzu_lightning.models.checkpoints import load_trained
         from kuzu_lightning.models.detector import CharDetector
 
-        model, data = load_trained(CharDetector, detector)
+        if len(detector) > 1 or settings:
+            raise ValueError("several detectors, --page_scales and --crop_views are read with a --classifier")
+        model, data = load_trained(CharDetector, detector[0])
         threshold = model.detection_threshold if detection_threshold is None else detection_threshold
         submission = detector_submission(model, data.get("eval_longest_side") or EVAL_LONGEST_SIDE, pages, threshold)
-        result.update(detector=str(detector), detection_threshold=threshold,
+        result.update(detector=detector[0], detection_threshold=threshold,
                       detection=score_detections(pages, submission))
     if detector and classifier:
-        result["classifier"] = str(classifier)
-        result.update(classifier_scores(detector, classifier, pages, shared, threshold))
+        from kuzu_lightning.models.recognizer import Recognizer
+
+        recognizer = Recognizer.from_checkpoints(detector, classifier, detection_threshold=detection_threshold,
+                                                 **settings)
+        boxes = [boxes for _, boxes in recognizer_detections(recognizer, pages)]
+        submission = pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": [
+            format_predictions([UNKNOWN_CODE] * len(found), box_centres(found.cpu()).numpy().round()) for found in boxes]})
+        result.update(detector=detector, detection_threshold=recognizer.detection_threshold,
+                      detection=score_detections(pages, submission), classifier=classifier)
+        result.update(classifier_scores(recognizer, pages, shared))
     return result
 
 
-def bench_reading_order(shared: str | Path | None = None, pages: int = 120) -> dict:
-    """:func:`~kuzu_lightning.reading_order.reading_order` of true boxes against the true order: on ``pages``
-    synthetic pages (the generator's order) and, when the real data folder ``shared`` holds them, on the five
-    labelled real pages (CODH's ``Char ID`` order, ``kuzushiji-real/codh/100241706_coordinate.csv``). Per set: the
-    successor accuracy (the share of characters followed by their true successor) and the character error rate of
-    the page texts in that order against the true texts."""
-    from kuzu_lightning.data.kaggle import read_codh_coordinates, read_labels_csv
-    from kuzu_lightning.reading_order import edit_distance, reading_order, successor_accuracy
-    from kuzu_lightning.synthetic.generator import generate
+@torch.inference_mode()
+def recognizer_detections(recognizer, pages: Sequence[Page]):
+    """``(page, boxes)`` of each page: a ``Recognizer``'s detections (its detectors and page scales, fused) at its
+    ``detection_threshold``, xyxy in original-scan pixels."""
+    for batch, page in zip(_page_batches(pages, recognizer.page_longest_side, originals=True), pages):
+        yield page, recognizer.detect(batch)[0]["boxes"]
 
-    def score(page_list) -> dict:
-        right = total = errors = length = 0
-        for page in page_list:
-            found = reading_order(page.boxes)
-            truth = list(range(len(page.codes)))
-            r, t = successor_accuracy(found.order, truth)
-            right, total = right + r, total + t
-            errors += edit_distance([page.codes[i] for i in found.order], page.codes)
-            length += len(page.codes)
-        return {"pages": len(page_list), "characters": length, "successor_accuracy": round(right / max(total, 1), 4),
-                "cer": round(errors / max(length, 1), 4)}
+
+def real_reading_order(shared: Path) -> dict:
+    """The successor accuracy of :func:`~kuzu_lightning.reading_order.reading_order` on the true boxes of the pages
+    whose true order is known (CODH's ``Char ID``: ``kuzushiji-real/codh/`` and ``codh-sample/``), per book."""
+    from kuzu_lightning.data.kaggle import read_codh_coordinates
+    from kuzu_lightning.data.real_pages import codh_sample_pages
+
+    codh = shared / "kuzushiji-real" / "codh" / "100241706_coordinate.csv"
+    pages = (read_codh_coordinates(codh) if codh.is_file() else []) + codh_sample_pages(shared)
+    books = {book: order_scores([page for page in pages if page.book == book])
+             for book in sorted({page.book for page in pages})}
+    return {"overall": order_scores(pages), "books": books} if pages else {}
+
+
+def order_scores(pages: Sequence[Page]) -> dict:
+    """The reading order of ``pages``' true boxes against their true order (their characters' order): the successor
+    accuracy (the share of characters followed by their true successor) and the character error rate of the page
+    texts in that order against the true texts."""
+    from kuzu_lightning.reading_order import edit_distance, reading_order, successor_accuracy
+
+    right = total = errors = length = 0
+    for page in pages:
+        found = reading_order(page.boxes)
+        r, t = successor_accuracy(found.order, list(range(len(page.codes))))
+        right, total = right + r, total + t
+        errors += edit_distance([page.codes[i] for i in found.order], page.codes)
+        length += len(page.codes)
+    return {"pages": len(pages), "characters": length, "successor_accuracy": round(right / max(total, 1), 4),
+            "cer": round(errors / max(length, 1), 4)}
+
+
+def bench_reading_order(shared: str | Path | None = None, pages: int = 120) -> dict:
+    """:func:`~kuzu_lightning.reading_order.reading_order` of true boxes against the true order (:func:`order_scores`):
+    on ``pages`` synthetic pages (the generator's order) and, when the real data folder ``shared`` holds them, on
+    the real pages whose order is known (:func:`real_reading_order`)."""
+    from kuzu_lightning.data.kaggle import read_labels_csv
+    from kuzu_lightning.synthetic.generator import generate
 
     with tempfile.TemporaryDirectory() as out:
         result = {"benchmark": "reading-order",
-                  "synthetic": score(read_labels_csv(Path(generate(out, pages, seed=1, test_pages=0, height=768))
-                                                     / "train.csv"))}
+                  "synthetic": order_scores(read_labels_csv(Path(generate(out, pages, seed=1, test_pages=0, height=768))
+                                                            / "train.csv"))}
     if shared is None:
         result["real"] = "no real data folder given (--real_data)"
         return result
-    codh = Path(shared) / "kuzushiji-real" / "codh" / "100241706_coordinate.csv"
-    result["real"] = score(read_codh_coordinates(codh)) if codh.is_file() else f"{codh} is absent"
+    result["real"] = real_reading_order(Path(shared)) or f"no page of known reading order in {shared}"
     return result

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from kuzu_lightning.tools.options import add_ensemble_option
+
 SPEED = ("metric", "score-csv", "ordering", "synthetic", "chars", "classifier", "detector", "pipeline")
 ACCURACY = ("real", "reading-order")
 
@@ -16,8 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"speed: {', '.join(SPEED)}; accuracy: {', '.join(ACCURACY)}")
     parser.add_argument("--data_dir", help="detector, pipeline: a Kaggle-layout folder whose train (detector) or "
                         "train and test (pipeline) pages to read (default: synthetic pages of real size)")
-    parser.add_argument("--detector", help="real: a CharDetector checkpoint")
-    parser.add_argument("--classifier", help="real: a CharClassifier checkpoint (with --detector)")
+    add_ensemble_option(parser, "detector", help="real: a CharDetector checkpoint (several with --classifier)")
+    add_ensemble_option(parser, "classifier", help="real: a CharClassifier checkpoint, or several (with --detector)")
+    add_ensemble_option(parser, "page_scales", help="real: read pages at these factors of the detector's size")
+    add_ensemble_option(parser, "crop_views", help="real: classify each character in these views of its box")
     parser.add_argument("--detection_threshold", type=float, help="real: keep detections scoring this or more "
                         "(default: the detector's, chosen on its validation books)")
     parser.add_argument("--real_data", help="real, reading-order: the real data folder (default: $KUZU_REAL_DATA)")
@@ -38,7 +42,9 @@ def run(args: argparse.Namespace) -> dict:
         from kuzu_lightning.tools.accuracy import bench_reading_order, bench_real
 
         if args.name == "real":
-            result = bench_real(real_data_dir(args.real_data), args.detector, args.classifier, args.detection_threshold)
+            views = {key: tuple(getattr(args, key)) for key in ("page_scales", "crop_views") if getattr(args, key)}
+            result = bench_real(real_data_dir(args.real_data), args.detector, args.classifier, args.detection_threshold,
+                                **views)
         else:
             result = bench_reading_order(real_data_dir(args.real_data, required=False))
     print(json.dumps(result))

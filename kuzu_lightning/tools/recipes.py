@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from kuzu_lightning.cli import PRESETS
+from kuzu_lightning.tools.options import ENSEMBLE_OPTIONS, add_ensemble_option
 
 USAGE = """\
 examples:
@@ -15,6 +17,7 @@ examples:
   kuzu validate detector --preset demo --ckpt_path CKPT              # one model on its validation books
   kuzu validate recognizer --preset demo --detector CKPT --classifier CKPT --thresholds_out thresholds.yaml
   kuzu predict --preset demo --detector CKPT --classifier CKPT --config thresholds.yaml [--out DIR] [--csv FILE]
+  kuzu predict --detector D1 D2 --classifier C1 C2 --page_scales 0.8 1 1.25 --crop_views 0,0,1 0.05,0,1 -0.05,0,1
 
 The preset's configs are read first (real: the recipe as it is, for the Kaggle data on one GPU; demo: the demo's
 CPU-sized overrides on the built-in synthetic data; synthetic: the synthetic pre-training, on top of the demo's),
@@ -29,12 +32,14 @@ SHARED_OPTIONS = {  # kuzu's spelling: the LightningCLI option it stands for
     "classifier": "--model.classifier_ckpt",
     "detection_threshold": "--model.detection_threshold",
     "min_confidence": "--model.min_confidence",
+    "page_scales": "--model.page_scales",
+    "crop_views": "--model.crop_views",
     "accelerator": "--trainer.accelerator",
     "devices": "--trainer.devices",
     "precision": "--trainer.precision",
     "num_workers": "--data.num_workers",
 }
-FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence")
+FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence", "page_scales", "crop_views")
 """The options of the recognizer alone (validate recognizer, predict)."""
 
 
@@ -58,7 +63,10 @@ class RecipeCommand:
         for option, target in SHARED_OPTIONS.items():
             if option in FOR_BOTH_MODELS and "recognizer" not in self.models:
                 continue
-            parser.add_argument(f"--{option}", metavar="VALUE", help=f"the same as {target}")
+            if option in ENSEMBLE_OPTIONS:
+                add_ensemble_option(parser, option, help=f"the same as {target}")
+            else:
+                parser.add_argument(f"--{option}", metavar="VALUE", help=f"the same as {target}")
 
     def lightning_arguments(self, args: argparse.Namespace) -> tuple[type, list[str]]:
         """The CLI class and the arguments it runs with."""
@@ -69,8 +77,11 @@ class RecipeCommand:
         arguments = [subcommand, *recipe(model, args.preset)]
         arguments += [argument for path in args.config for argument in ("--config", path)]
         for option, target in SHARED_OPTIONS.items():
-            if getattr(args, option, None) is not None:
-                arguments += [target, getattr(args, option)]
+            value = getattr(args, option, None)
+            if isinstance(value, list):  # one checkpoint stays a path; several, and every scale or view, a list
+                value = value[0] if option in ("detector", "classifier") and len(value) == 1 else json.dumps(value)
+            if value is not None:
+                arguments += [target, value]
         return (RecognizeCLI if model == "recognizer" else TrainCLI), [*arguments, *args.passed_on]
 
     def run(self, args: argparse.Namespace):
@@ -83,3 +94,4 @@ class RecipeCommand:
 train = RecipeCommand("train", ("detector", "classifier"))
 validate = RecipeCommand("validate", ("detector", "classifier", "recognizer"))
 predict = RecipeCommand("predict", ("recognizer",))
+

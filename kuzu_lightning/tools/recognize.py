@@ -1,4 +1,6 @@
-"""``kuzu recognize INPUT... --out DIR --detector CKPT --classifier CKPT``: transcribe collections of page scans.
+"""``kuzu recognize INPUT... --out DIR --detector CKPT... --classifier CKPT...``: transcribe collections of page scans,
+with one model of each kind or an ensemble, and test-time augmentation (``--page_scales``, ``--crop_views``; see
+:mod:`kuzu_lightning.ensemble`).
 
 ``INPUT`` is any mix of image files, folders, glob patterns (``"scans/**/*.tif"``) and text files (``.txt``,
 ``.lst``) listing such inputs, one per line: the pages of :func:`~kuzu_lightning.collection.find_collection`, each
@@ -28,6 +30,7 @@ import argparse
 import fcntl
 import logging
 import os
+from functools import partial
 from pathlib import Path
 
 from kuzu_lightning.atomic import remove_abandoned_partials
@@ -35,22 +38,28 @@ from kuzu_lightning.collection import find_collection, printable
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.outputs import recorded_source
 from kuzu_lightning.thresholds import THRESHOLDS, read_thresholds, unit_interval
+from kuzu_lightning.tools.options import add_ensemble_option, argument_type
 
 log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or lists of paths")
-    parser.add_argument("--detector", required=True, help="a CharDetector checkpoint")
-    parser.add_argument("--classifier", required=True, help="a CharClassifier checkpoint")
+    add_ensemble_option(parser, "detector", required=True, help="a CharDetector checkpoint, or several (an ensemble)")
+    add_ensemble_option(parser, "classifier", required=True,
+                        help="a CharClassifier checkpoint, or several sharing one class table (an ensemble)")
     parser.add_argument("--out", required=True, type=Path, help="the output folder (created)")
     parser.add_argument("--formats", default="json,txt",
                         help="what to write per page, of json (always), txt and png; comma-separated (default json,txt)")
     parser.add_argument("--csv", type=Path, help="also write a Kaggle-format submission of all pages here")
     parser.add_argument("--config", type=Path, help="thresholds written by kuzu validate recognizer --thresholds_out")
-    parser.add_argument("--detection_threshold", type=_threshold("detection_threshold"),
+    parser.add_argument("--detection_threshold", type=argument_type(partial(unit_interval, "detection_threshold")),
                         help="keep detections scoring this or more (0 to 1)")
-    parser.add_argument("--min_confidence", type=_threshold("min_confidence"),
+    parser.add_argument("--min_confidence", type=argument_type(partial(unit_interval, "min_confidence")),
                         help="drop characters whose class probability is below (0 to 1)")
+    add_ensemble_option(parser, "page_scales", help="detect at these factors of the detector's page size (default 1)")
+    add_ensemble_option(parser, "crop_views", help="classify each character in these views of its box: DX,DY shift "
+                                                   "it by a share of its width and height, SCALE scales it "
+                                                   "(default 0,0,1)")
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (default)")
     parser.add_argument("--devices", default="1", help="devices per node (default 1); more run DDP")
     parser.add_argument("--num_nodes", type=int, default=1, help="nodes (default 1)")
@@ -58,19 +67,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_workers", type=int, default=2, help="page-decoding processes per device (default 2)")
 
 
-def _threshold(name: str):
-    def parse(text: str) -> float:
-        try:
-            return unit_interval(name, text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-    return parse
-
-
-def thresholds(args: argparse.Namespace) -> dict:
-    """The Recognizer's threshold settings from ``--config`` and the command line (the command line wins)."""
+def recognizer_settings(args: argparse.Namespace) -> dict:
+    """The Recognizer's settings: the thresholds from ``--config`` and the command line (the command line wins), and
+    the test-time augmentation's."""
     settings = read_thresholds(args.config) if args.config else {}
     settings.update({key: getattr(args, key) for key in THRESHOLDS if getattr(args, key) is not None})
+    settings.update({key: tuple(getattr(args, key)) for key in ("page_scales", "crop_views")
+                     if getattr(args, key) is not None})
     return settings
 
 
@@ -116,7 +119,7 @@ def run(args: argparse.Namespace) -> dict | None:
     from kuzu_lightning.models.recognizer import Recognizer
     from kuzu_lightning.writer import PageWriter, check_writable, parse_formats, summarise
 
-    formats, settings = parse_formats(args.formats), thresholds(args)  # all checked before anything is read
+    formats, settings = parse_formats(args.formats), recognizer_settings(args)  # all checked before anything is read
     check_writable(args.out, "the pages' files")
     if args.csv is not None:
         check_writable(args.csv.parent, "the submission")

@@ -276,7 +276,7 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
                 start = time.perf_counter()
                 for box in boxes:
                     crop = torch.from_numpy(crop_square(image, box, input_size, recognizer.char_crop_margin))
-                    recognizer.classifier(crop.permute(2, 0, 1)[None])
+                    recognizer.classifiers[0](crop.permute(2, 0, 1)[None])
                 alone.append((time.perf_counter() - start) / max(1, len(boxes)))
     total = sum(sum(times) for times in seconds.values())
     result = {"benchmark": "pipeline", "pages": len(pages), "page_sizes": sorted(sizes),
