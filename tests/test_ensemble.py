@@ -10,7 +10,7 @@ from kuzu_lightning import Recognizer
 from kuzu_lightning.data.images import decode_page
 from kuzu_lightning.data.pages import collate_whole_pages, page_item
 from kuzu_lightning.ensemble import fuse_detections, view_boxes
-from kuzu_lightning.tools.options import parse_view
+from kuzu_lightning.tools.options import crop_views
 
 
 def source(*detections) -> dict[str, torch.Tensor]:
@@ -51,10 +51,11 @@ def test_a_crop_view_shifts_and_scales_the_box_about_its_centre():
     assert torch.equal(view_boxes(boxes, (0, 0, 1)), boxes)
     assert torch.allclose(view_boxes(boxes, (0.1, -0.05, 1)), torch.tensor([[12.0, 18, 32, 58]]))
     assert torch.allclose(view_boxes(boxes, (0, 0, 1.5)), torch.tensor([[5.0, 10, 35, 70]]))
-    assert parse_view("0.05,-0.1,1.2") == (0.05, -0.1, 1.2)
-    for text in ("0.05,0", "a,b,c", "0,0,0"):
-        with pytest.raises(ValueError, match="crop view"):
-            parse_view(text)
+    assert crop_views([0.05], [1.2]) == ((0, 0, 1), (0.05, 0, 1), (-0.05, 0, 1), (0, 0.05, 1), (0, -0.05, 1),
+                                         (0, 0, 1.2))  # the command line's --crop_shifts 0.05 --crop_scales 1.2
+    assert crop_views(None, None) is None
+    with pytest.raises(ValueError, match="--crop_scales must be above 0"):
+        crop_views(None, [0.0])
 
 
 @pytest.fixture(scope="module")

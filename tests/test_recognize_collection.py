@@ -269,9 +269,9 @@ def test_an_ensemble_with_test_time_views_reads_the_collection_as_the_python_api
     from kuzu_lightning import Recognizer
 
     detector, classifier = map(str, checkpoints)
-    settings = {"page_scales": (1.0, 0.8), "crop_views": ((0.0, 0.0, 1.0), (0.05, 0.0, 1.1))}
+    settings = {"page_scales": (1.0, 0.8), "crop_views": ((0.0, 0.0, 1.0), (0.0, 0.0, 1.1))}
     summary = kuzu_recognize(str(scans / "book3"), "--detector", detector, detector, "--classifier", classifier,
-                             classifier, "--page_scales", "1", "0.8", "--crop_views", "0,0,1", "0.05,0,1.1",
+                             classifier, "--page_scales", "1", "0.8", "--crop_scales", "1.1",
                              "--out", str(tmp_path), "--accelerator", "cpu", "--num_workers", "0")
     assert (summary["done"], summary["failed"]) == (3, [])
     recognizer = Recognizer.from_checkpoints([detector] * 2, [classifier] * 2, **settings)

@@ -171,7 +171,7 @@ def bench_real(shared: str | Path, detector: Sequence[str] | None = None, classi
         from kuzu_lightning.models.detector import CharDetector
 
         if len(detector) > 1 or settings:
-            raise ValueError("several detectors, --page_scales and --crop_views are read with a --classifier")
+            raise ValueError("several detectors and test-time views are read with a --classifier")
         model, data = load_trained(CharDetector, detector[0])
         threshold = model.detection_threshold if detection_threshold is None else detection_threshold
         submission = detector_submission(model, data.get("eval_longest_side") or EVAL_LONGEST_SIDE, pages, threshold)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from kuzu_lightning.tools.options import add_ensemble_option
+from kuzu_lightning.tools.options import add_ensemble_option, add_test_time_options, test_time_settings
 
 SPEED = ("metric", "score-csv", "ordering", "synthetic", "chars", "classifier", "detector", "pipeline")
 ACCURACY = ("real", "reading-order")
@@ -20,8 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "train and test (pipeline) pages to read (default: synthetic pages of real size)")
     add_ensemble_option(parser, "detector", help="real: a CharDetector checkpoint (several with --classifier)")
     add_ensemble_option(parser, "classifier", help="real: a CharClassifier checkpoint, or several (with --detector)")
-    add_ensemble_option(parser, "page_scales", help="real: read pages at these factors of the detector's size")
-    add_ensemble_option(parser, "crop_views", help="real: classify each character in these views of its box")
+    add_test_time_options(parser)
     parser.add_argument("--detection_threshold", type=float, help="real: keep detections scoring this or more "
                         "(default: the detector's, chosen on its validation books)")
     parser.add_argument("--real_data", help="real, reading-order: the real data folder (default: $KUZU_REAL_DATA)")
@@ -42,9 +41,8 @@ def run(args: argparse.Namespace) -> dict:
         from kuzu_lightning.tools.accuracy import bench_reading_order, bench_real
 
         if args.name == "real":
-            views = {key: tuple(getattr(args, key)) for key in ("page_scales", "crop_views") if getattr(args, key)}
             result = bench_real(real_data_dir(args.real_data), args.detector, args.classifier, args.detection_threshold,
-                                **views)
+                                **test_time_settings(args))
         else:
             result = bench_reading_order(real_data_dir(args.real_data, required=False))
     print(json.dumps(result))

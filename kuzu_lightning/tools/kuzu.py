@@ -4,8 +4,8 @@ Each subcommand is a module of :mod:`kuzu_lightning.tools` (or an object in one,
 ``add_arguments(parser)`` and ``run(args)``, imported only when it is the one asked for, so that ``kuzu --help``
 and the commands that need no model start without torch. Flags are spelled one way across subcommands, with
 underscores as LightningCLI spells its own: ``--data_dir``, ``--out``, ``--csv``, ``--formats``, ``--detector``,
-``--classifier``, ``--detection_threshold``, ``--min_confidence``, ``--page_scales``, ``--crop_views``,
-``--accelerator``, ``--devices``, ``--precision``, ``--num_workers``, ``--real_data``.
+``--classifier``, ``--detection_threshold``, ``--min_confidence``, ``--page_scales``, ``--crop_shifts``,
+``--crop_scales``, ``--accelerator``, ``--devices``, ``--precision``, ``--num_workers``, ``--real_data``.
 """
 
 from __future__ import annotations

@@ -1,32 +1,57 @@
 """The command-line options that every command reading pages spells the same way and that take one value or more:
-``--detector`` and ``--classifier`` (several checkpoints: an ensemble), ``--page_scales`` and ``--crop_views``
-(test-time augmentation; see :mod:`kuzu_lightning.ensemble`). Imports neither torch nor Lightning."""
+``--detector`` and ``--classifier`` (several checkpoints: an ensemble), ``--page_scales``, ``--crop_shifts`` and
+``--crop_scales`` (test-time augmentation; see :mod:`kuzu_lightning.ensemble`). Imports neither torch nor
+Lightning."""
 
 from __future__ import annotations
 
 import argparse
 
 
-def parse_view(text: str) -> tuple[float, float, float]:
-    """A crop view ``(dx, dy, scale)`` from its command-line spelling ``DX,DY,SCALE`` (``0.05,0,1``)."""
-    try:
-        dx, dy, scale = (float(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"a crop view is DX,DY,SCALE (three numbers, e.g. 0.05,0,1), not {text!r}") from None
-    if not scale > 0:
-        raise ValueError(f"a crop view's scale must be above 0, not {scale} (in {text!r})")
-    return dx, dy, scale
+def crop_views(shifts: list[float] | None, scales: list[float] | None) -> tuple[tuple[float, float, float], ...] | None:
+    """The Recognizer's ``crop_views`` of ``--crop_shifts`` and ``--crop_scales``: the box itself, the box moved by each
+    shift left, right, up and down (a share of its width or height), and the box scaled by each scale about its
+    centre; None when neither option is given."""
+    if not shifts and not scales:
+        return None
+    for scale in scales or ():
+        if not scale > 0:
+            raise ValueError(f"--crop_scales must be above 0, not {scale}")
+    moved = [view for shift in shifts or () for view in ((shift, 0.0, 1.0), (-shift, 0.0, 1.0), (0.0, shift, 1.0),
+                                                           (0.0, -shift, 1.0))]
+    return ((0.0, 0.0, 1.0), *moved, *((0.0, 0.0, float(scale)) for scale in scales or ()))
 
 
 ENSEMBLE_OPTIONS = {  # the options that take one value or more: how each value is shown and read
     "detector": ("CKPT", str), "classifier": ("CKPT", str), "page_scales": ("FACTOR", float),
-    "crop_views": ("DX,DY,SCALE", parse_view),
+    "crop_shifts": ("SHARE", float), "crop_scales": ("FACTOR", float),
 }
 
 
+TEST_TIME_HELP = {
+    "page_scales": "detect at these factors of the detector's page size, boxes fused (default 1)",
+    "crop_shifts": "also classify each character with its box moved left, right, up and down by these shares of its "
+                   "size, probabilities averaged",
+    "crop_scales": "also classify each character with its box scaled by these factors, probabilities averaged",
+}
+
+
+def add_test_time_options(parser: argparse.ArgumentParser) -> None:
+    """``--page_scales``, ``--crop_shifts`` and ``--crop_scales``."""
+    for option, text in TEST_TIME_HELP.items():
+        add_ensemble_option(parser, option, help=text)
+
+
+def test_time_settings(args: argparse.Namespace) -> dict:
+    """The Recognizer's ``page_scales`` and ``crop_views`` of those options, where given."""
+    settings = {"page_scales": tuple(args.page_scales)} if args.page_scales else {}
+    views = crop_views(args.crop_shifts, args.crop_scales)
+    return {**settings, "crop_views": views} if views else settings
+
+
 def add_ensemble_option(parser: argparse.ArgumentParser, option: str, **kwargs) -> None:
-    """``--detector``, ``--classifier``, ``--page_scales`` or ``--crop_views``: one value or more (an ensemble, a
-    test-time augmentation), spelled the same in every command that reads pages."""
+    """One of :data:`ENSEMBLE_OPTIONS`: one value or more (an ensemble, a test-time augmentation), spelled the same in
+    every command that reads pages."""
     metavar, convert = ENSEMBLE_OPTIONS[option]
     parser.add_argument(f"--{option}", nargs="+", metavar=metavar, type=argument_type(convert), **kwargs)
 

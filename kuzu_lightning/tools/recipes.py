@@ -7,7 +7,7 @@ import argparse
 import json
 
 from kuzu_lightning.cli import PRESETS
-from kuzu_lightning.tools.options import ENSEMBLE_OPTIONS, add_ensemble_option
+from kuzu_lightning.tools.options import ENSEMBLE_OPTIONS, TEST_TIME_HELP, add_ensemble_option, crop_views
 
 USAGE = """\
 examples:
@@ -17,7 +17,7 @@ examples:
   kuzu validate detector --preset demo --ckpt_path CKPT              # one model on its validation books
   kuzu validate recognizer --preset demo --detector CKPT --classifier CKPT --thresholds_out thresholds.yaml
   kuzu predict --preset demo --detector CKPT --classifier CKPT --config thresholds.yaml [--out DIR] [--csv FILE]
-  kuzu predict --detector D1 D2 --classifier C1 C2 --page_scales 0.8 1 1.25 --crop_views 0,0,1 0.05,0,1 -0.05,0,1
+  kuzu predict --detector D1 D2 --classifier C1 C2 --page_scales 1 1.25 --crop_shifts 0.05 --crop_scales 1.1
 
 The preset's configs are read first (real: the recipe as it is, for the Kaggle data on one GPU; demo: the demo's
 CPU-sized overrides on the built-in synthetic data; synthetic: the synthetic pre-training, on top of the demo's),
@@ -33,13 +33,15 @@ SHARED_OPTIONS = {  # kuzu's spelling: the LightningCLI option it stands for
     "detection_threshold": "--model.detection_threshold",
     "min_confidence": "--model.min_confidence",
     "page_scales": "--model.page_scales",
-    "crop_views": "--model.crop_views",
+    "crop_shifts": "--model.crop_views",
+    "crop_scales": "--model.crop_views",
     "accelerator": "--trainer.accelerator",
     "devices": "--trainer.devices",
     "precision": "--trainer.precision",
     "num_workers": "--data.num_workers",
 }
-FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence", "page_scales", "crop_views")
+FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence", "page_scales", "crop_shifts",
+                   "crop_scales")
 """The options of the recognizer alone (validate recognizer, predict)."""
 
 
@@ -63,7 +65,9 @@ class RecipeCommand:
         for option, target in SHARED_OPTIONS.items():
             if option in FOR_BOTH_MODELS and "recognizer" not in self.models:
                 continue
-            if option in ENSEMBLE_OPTIONS:
+            if option in TEST_TIME_HELP:
+                add_ensemble_option(parser, option, help=f"{TEST_TIME_HELP[option]}; sets {target}")
+            elif option in ENSEMBLE_OPTIONS:
                 add_ensemble_option(parser, option, help=f"the same as {target}")
             else:
                 parser.add_argument(f"--{option}", metavar="VALUE", help=f"the same as {target}")
@@ -78,10 +82,15 @@ class RecipeCommand:
         arguments += [argument for path in args.config for argument in ("--config", path)]
         for option, target in SHARED_OPTIONS.items():
             value = getattr(args, option, None)
-            if isinstance(value, list):  # one checkpoint stays a path; several, and every scale or view, a list
+            if option in ("crop_shifts", "crop_scales"):
+                continue
+            if isinstance(value, list):  # one checkpoint stays a path; several, and every scale, a list
                 value = value[0] if option in ("detector", "classifier") and len(value) == 1 else json.dumps(value)
             if value is not None:
                 arguments += [target, value]
+        if "crop_shifts" in args:
+            views = crop_views(args.crop_shifts, args.crop_scales)
+            arguments += ["--model.crop_views", json.dumps(views)] if views else []
         return (RecognizeCLI if model == "recognizer" else TrainCLI), [*arguments, *args.passed_on]
 
     def run(self, args: argparse.Namespace):

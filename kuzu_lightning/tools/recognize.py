@@ -1,5 +1,6 @@
 """``kuzu recognize INPUT... --out DIR --detector CKPT... --classifier CKPT...``: transcribe collections of page scans,
-with one model of each kind or an ensemble, and test-time augmentation (``--page_scales``, ``--crop_views``; see
+with one model of each kind or an ensemble, and test-time augmentation (``--page_scales``, ``--crop_shifts``,
+``--crop_scales``; see
 :mod:`kuzu_lightning.ensemble`).
 
 ``INPUT`` is any mix of image files, folders, glob patterns (``"scans/**/*.tif"``) and text files (``.txt``,
@@ -38,7 +39,7 @@ from kuzu_lightning.collection import find_collection, printable
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.outputs import recorded_source
 from kuzu_lightning.thresholds import THRESHOLDS, read_thresholds, unit_interval
-from kuzu_lightning.tools.options import add_ensemble_option, argument_type
+from kuzu_lightning.tools.options import add_ensemble_option, add_test_time_options, argument_type, test_time_settings
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep detections scoring this or more (0 to 1)")
     parser.add_argument("--min_confidence", type=argument_type(partial(unit_interval, "min_confidence")),
                         help="drop characters whose class probability is below (0 to 1)")
-    add_ensemble_option(parser, "page_scales", help="detect at these factors of the detector's page size (default 1)")
-    add_ensemble_option(parser, "crop_views", help="classify each character in these views of its box: DX,DY shift "
-                                                   "it by a share of its width and height, SCALE scales it "
-                                                   "(default 0,0,1)")
+    add_test_time_options(parser)
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (default)")
     parser.add_argument("--devices", default="1", help="devices per node (default 1); more run DDP")
     parser.add_argument("--num_nodes", type=int, default=1, help="nodes (default 1)")
@@ -72,9 +70,7 @@ def recognizer_settings(args: argparse.Namespace) -> dict:
     the test-time augmentation's."""
     settings = read_thresholds(args.config) if args.config else {}
     settings.update({key: getattr(args, key) for key in THRESHOLDS if getattr(args, key) is not None})
-    settings.update({key: tuple(getattr(args, key)) for key in ("page_scales", "crop_views")
-                     if getattr(args, key) is not None})
-    return settings
+    return {**settings, **test_time_settings(args)}
 
 
 def page_done(out: Path, key: str, scan: Path) -> bool:
