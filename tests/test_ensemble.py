@@ -143,3 +143,13 @@ def test_classifiers_with_different_class_tables_are_refused_naming_the_file(che
         Recognizer.from_checkpoints(checkpoints[0], [checkpoints[1], other])
     with pytest.raises(ValueError, match="page_scales"):
         Recognizer.from_checkpoints(*checkpoints, page_scales=(1.0, 0.0))
+
+
+@pytest.mark.gpu
+def test_an_ensemble_at_two_page_scales_reads_a_page_on_a_gpu(checkpoints, page_batch):
+    path, batch = page_batch
+    recognizer = Recognizer.from_checkpoints([checkpoints[0]] * 2, [checkpoints[1]] * 2, page_scales=(1.0, 0.75),
+                                             crop_views=((0, 0, 1), (0.1, 0, 1)), detection_threshold=0.0).to("cuda")
+    page = recognizer.recognize(path)
+    width, height = batch["sizes"][0].tolist()
+    assert page.characters and all(0 <= c.x <= width and 0 <= c.y <= height for c in page.characters)

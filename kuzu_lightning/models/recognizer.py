@@ -191,7 +191,7 @@ class Recognizer(L.LightningModule):
         source = image if batch.get("originals") is None else batch["originals"][page]
         size = [max(1, round(side * factor)) for side in image.shape[1:]]
         scaled = F.interpolate(source[None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
-        factors = torch.tensor([size[1] / image.shape[2], size[0] / image.shape[1]], dtype=scale.dtype)
+        factors = torch.tensor([size[1] / image.shape[2], size[0] / image.shape[1]], dtype=scale.dtype, device=scale.device)
         return {"images": [scaled[0].round().clamp(0, 255).to(torch.uint8)], "scales": (scale * factors)[None]}
 
     def crops(self, batch: dict, page: int, boxes: torch.Tensor, model: int = 0,
