@@ -69,9 +69,9 @@ def codh_sample_pages(shared: str | Path) -> list[Page]:
                               for page in read_codh_coordinates(next(book.glob("*_coordinate.csv")), book / "images"))
 
 
-def labelled_real_pages(shared: str | Path) -> list[Page]:
-    """Every labelled real page: the Kaggle sample's train pages, those of ``codh-sample/`` (when it is there), then
-    those of ``real-pages/boxes/``.
+def labelled_real_pages(shared: str | Path, codh_sample: bool = True) -> list[Page]:
+    """Every labelled real page: the Kaggle sample's train pages, those of ``codh-sample/`` (when it is there and
+    ``codh_sample``), then those of ``real-pages/boxes/``.
 
     Raises ``FileNotFoundError`` naming what is missing when ``shared`` lacks the first or the last folder.
     """
@@ -80,7 +80,7 @@ def labelled_real_pages(shared: str | Path) -> list[Page]:
     for folder in (kaggle, boxes):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: the labelled real pages are not there")
-    pages = load_train_pages(kaggle) + codh_sample_pages(shared)
+    pages = load_train_pages(kaggle) + (codh_sample_pages(shared) if codh_sample else [])
     for path in sorted(boxes.glob("*.csv")):
         pages += attach_image_sizes(read_box_csv(path, shared / "real-pages" / "clean"))
     return pages
