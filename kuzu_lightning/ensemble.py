@@ -33,14 +33,12 @@ def fuse_detections(sources: Sequence[dict[str, torch.Tensor]], iou_threshold: f
     """
     if len(sources) == 1:
         return {"boxes": sources[0]["boxes"], "scores": sources[0]["scores"]}
-    boxes = torch.cat([source["boxes"] for source in sources]).float()
-    scores = torch.cat([source["scores"] for source in sources]).float()
+    device = sources[0]["boxes"].device
+    boxes = torch.cat([source["boxes"] for source in sources]).float().cpu().reshape(-1, 4)
+    scores = torch.cat([source["scores"] for source in sources]).float().cpu()
     origin = torch.cat([torch.full((len(s["scores"]),), n, dtype=torch.long) for n, s in enumerate(sources)])
-    if len(scores) == 0:
-        return {"boxes": boxes.reshape(0, 4), "scores": scores}
-    order = scores.argsort(descending=True, stable=True).cpu()
+    order = scores.argsort(descending=True, stable=True)
     boxes, scores, origin = boxes[order], scores[order], origin[order]
-    boxes, scores = boxes.cpu(), scores.cpu()
     weighted = torch.zeros_like(boxes)  # per fused box: the sum of its members' score-weighted boxes
     total = torch.zeros_like(scores)  # per fused box: the sum of its members' scores
     holds = torch.zeros(len(scores), len(sources), dtype=torch.bool)  # per fused box: the sources it holds
@@ -57,7 +55,6 @@ def fuse_detections(sources: Sequence[dict[str, torch.Tensor]], iou_threshold: f
     result_boxes = weighted[:fused] / total[:fused, None]
     result_scores = total[:fused] / len(sources)
     best_first = result_scores.argsort(descending=True, stable=True)
-    device = sources[0]["boxes"].device
     return {"boxes": result_boxes[best_first].to(device), "scores": result_scores[best_first].to(device)}
 
 
@@ -69,4 +66,3 @@ def view_boxes(boxes: torch.Tensor, view: Sequence[float]) -> torch.Tensor:
     cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2 + dx * width, (boxes[:, 1] + boxes[:, 3]) / 2 + dy * height
     half_w, half_h = width * scale / 2, height * scale / 2
     return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=1)
-

@@ -128,17 +128,18 @@ class Recognizer(L.LightningModule):
         if not crop_views or any(len(view) != 3 or view[2] <= 0 for view in crop_views):
             raise ValueError(f"crop_views must be one or more (dx, dy, scale) with a scale above 0, not {crop_views}")
         self.save_hyperparameters()
+        classifier_paths = checkpoint_paths(classifier_ckpt)
         detectors = [load_trained(CharDetector, path) for path in checkpoint_paths(detector_ckpt)]
-        classifiers = [load_trained(CharClassifier, path) for path in checkpoint_paths(classifier_ckpt)]
+        classifiers = [load_trained(CharClassifier, path) for path in classifier_paths]
         self.detectors = nn.ModuleList(model for model, _ in detectors)
         self.classifiers = nn.ModuleList(model for model, _ in classifiers)
         self.requires_grad_(False)
         self.codes = self.classifiers[0].codes
         self.unk_index = self.classifiers[0].unk_index
-        for path, model in zip(checkpoint_paths(classifier_ckpt), self.classifiers):
+        for path, model in zip(classifier_paths, self.classifiers):
             if model.codes != self.codes:
-                raise ValueError(f"{path}: its class table differs from that of {checkpoint_paths(classifier_ckpt)[0]}; the "
-                                 "classifiers of an ensemble must share one")
+                raise ValueError(f"{path}: its class table differs from that of {classifier_paths[0]}; the classifiers "
+                                 "of an ensemble must share one")
         self.detection_threshold = (float(np.mean([model.detection_threshold for model in self.detectors]))
                                     if detection_threshold is None else detection_threshold)
         self.page_longest_side = (page_longest_side or detectors[0][1].get("eval_longest_side")
@@ -231,13 +232,14 @@ class Recognizer(L.LightningModule):
         return {"boxes": found["boxes"][kept], "scores": found["scores"][kept], "labels": labels,
                 "probabilities": probability}
 
-    def recognize_batch(self, batch: dict) -> list[dict]:
+    def recognize_batch(self, batch: dict, detections: list[dict[str, torch.Tensor]] | None = None) -> list[dict]:
         """Per page of a page batch: ``image_id``, ``size`` (width, height), ``error`` (why the page could not
         be read, else None), and its characters as ``boxes`` (xyxy, original-scan pixels), ``codes``,
-        ``scores`` and ``probabilities``, best detection first (see :mod:`kuzu_lightning.records`)."""
+        ``scores`` and ``probabilities``, best detection first (see :mod:`kuzu_lightning.records`). ``detections``:
+        the batch's :meth:`detect` when it was already run."""
         errors = batch.get("errors") or [None] * len(batch["images"])
         results = []
-        for i, found in enumerate(self.detect(batch)):
+        for i, found in enumerate(self.detect(batch) if detections is None else detections):
             probabilities = self.classify_boxes(batch, i, found["boxes"])
             page = self.characters(found, probabilities, self.detection_threshold, self.hparams.min_confidence)
             results.append({

@@ -85,12 +85,17 @@ def _page_batches(pages: Sequence[Page], longest_side: int, originals: bool = Fa
         yield collate_whole_pages([dataset[i]])
 
 
+def boxes_submission(pages: Sequence[Page], boxes: Sequence[torch.Tensor]) -> pd.DataFrame:
+    """The centres of each page's detected ``boxes`` (xyxy, original-scan pixels), classes unknown, as an
+    ``image_id,labels`` frame."""
+    rows = [format_predictions([UNKNOWN_CODE] * len(found), box_centres(found.cpu()).numpy().round()) for found in boxes]
+    return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
+
+
 def detector_submission(detector, longest_side: int, pages: Sequence[Page], threshold: float) -> pd.DataFrame:
     """The centres of a loaded ``CharDetector``'s boxes scoring ``threshold`` or more on each page resized to
     ``longest_side`` (the scale it was validated at)."""
-    rows = [format_predictions([UNKNOWN_CODE] * len(boxes), box_centres(boxes.cpu()).numpy().round())
-            for _, boxes, _ in detector.read_pages(pages, longest_side, threshold)]
-    return pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": rows})
+    return boxes_submission(pages, [boxes for _, boxes, _ in detector.read_pages(pages, longest_side, threshold)])
 
 
 def top_k(probabilities: torch.Tensor, truth: Sequence[str], codes: Sequence[str], k: int) -> float:
@@ -108,19 +113,26 @@ def true_box_scores(probabilities: torch.Tensor, truth: Sequence[str], codes: Se
 
 
 @torch.inference_mode()
-def classifier_scores(recognizer, pages: Sequence[Page], shared: Path) -> dict:
-    """Top-1/top-5 on true-box crops and the end-to-end F1 of a loaded ``Recognizer``, per book and overall, and
-    KMNIST top-1 (see the module docstring)."""
+def recognizer_scores(recognizer, pages: Sequence[Page], shared: Path) -> dict:
+    """Of a loaded ``Recognizer``, in one pass over ``pages`` (each page detected once): the detection F1 at its
+    ``detection_threshold``; on the pages of known classes, top-1/top-5 on true-box crops and the end-to-end F1, per
+    book and overall; and KMNIST top-1 (see the module docstring)."""
     known = classes_known(pages)
-    probabilities, rows = [], []
-    for batch, page in zip(_page_batches(known, recognizer.page_longest_side, originals=True), known):
-        probabilities.append(recognizer.classify_boxes(batch, 0, torch.from_numpy(page.boxes)))
-        found = recognizer.recognize_batch(batch)[0]
-        rows.append(format_predictions(found["codes"], box_centres(found["boxes"]).numpy().round()))
+    known_ids = {page.image_id for page in known}
+    detected, probabilities, rows = [], [], []
+    for batch, page in zip(_page_batches(pages, recognizer.page_longest_side, originals=True), pages):
+        found = recognizer.detect(batch)
+        detected.append(found[0]["boxes"])
+        if page.image_id in known_ids:
+            probabilities.append(recognizer.classify_boxes(batch, 0, torch.from_numpy(page.boxes)))
+            characters = recognizer.recognize_batch(batch, found)[0]
+            rows.append(format_predictions(characters["codes"], box_centres(characters["boxes"]).numpy().round()))
     codes = recognizer.codes
     truth = [code for page in known for code in page.codes]
     overall = true_box_scores(torch.cat(probabilities), truth, codes)
-    result = {"true_box_characters": overall["characters"], "true_box_in_vocabulary": overall["in_vocabulary"],
+    result = {"detection_threshold": recognizer.detection_threshold,
+              "detection": score_detections(pages, boxes_submission(pages, detected)),
+              "true_box_characters": overall["characters"], "true_box_in_vocabulary": overall["in_vocabulary"],
               "true_box_top1": overall["top1"], "true_box_top5": overall["top5"], "true_box_books": {}}
     submission = pd.DataFrame({"image_id": [page.image_id for page in known], "labels": rows})
     result["end_to_end"] = {"overall": score_frames(submission, solution(known)), "books": {}}
@@ -140,6 +152,7 @@ def classifier_scores(recognizer, pages: Sequence[Page], shared: Path) -> dict:
         result["kmnist_top1"] = None
         log.warning("KMNIST not scored: the classifier has no class for %s", ", ".join(missing))
         return result
+
     def crops(size: int) -> torch.Tensor:
         resized = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR) for image in images])
         return torch.from_numpy(resized).float().div(255)[:, None].expand(-1, 3, -1, -1)
@@ -182,21 +195,8 @@ def bench_real(shared: str | Path, detector: Sequence[str] | None = None, classi
 
         recognizer = Recognizer.from_checkpoints(detector, classifier, detection_threshold=detection_threshold,
                                                  **settings)
-        boxes = [boxes for _, boxes in recognizer_detections(recognizer, pages)]
-        submission = pd.DataFrame({"image_id": [page.image_id for page in pages], "labels": [
-            format_predictions([UNKNOWN_CODE] * len(found), box_centres(found.cpu()).numpy().round()) for found in boxes]})
-        result.update(detector=detector, detection_threshold=recognizer.detection_threshold,
-                      detection=score_detections(pages, submission), classifier=classifier)
-        result.update(classifier_scores(recognizer, pages, shared))
+        result.update(detector=detector, classifier=classifier, **recognizer_scores(recognizer, pages, shared))
     return result
-
-
-@torch.inference_mode()
-def recognizer_detections(recognizer, pages: Sequence[Page]):
-    """``(page, boxes)`` of each page: a ``Recognizer``'s detections (its detectors and page scales, fused) at its
-    ``detection_threshold``, xyxy in original-scan pixels."""
-    for batch, page in zip(_page_batches(pages, recognizer.page_longest_side, originals=True), pages):
-        yield page, recognizer.detect(batch)[0]["boxes"]
 
 
 def real_reading_order(shared: Path) -> dict:

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from kuzu_lightning.cli import PRESETS
-from kuzu_lightning.tools.options import ENSEMBLE_OPTIONS, TEST_TIME_HELP, add_ensemble_option, crop_views
+from kuzu_lightning.tools.options import ENSEMBLE_OPTIONS, add_ensemble_option, add_test_time_options, test_time_settings
 
 USAGE = """\
 examples:
@@ -32,17 +32,15 @@ SHARED_OPTIONS = {  # kuzu's spelling: the LightningCLI option it stands for
     "classifier": "--model.classifier_ckpt",
     "detection_threshold": "--model.detection_threshold",
     "min_confidence": "--model.min_confidence",
-    "page_scales": "--model.page_scales",
-    "crop_shifts": "--model.crop_views",
-    "crop_scales": "--model.crop_views",
     "accelerator": "--trainer.accelerator",
     "devices": "--trainer.devices",
     "precision": "--trainer.precision",
     "num_workers": "--data.num_workers",
 }
-FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence", "page_scales", "crop_shifts",
-                   "crop_scales")
-"""The options of the recognizer alone (validate recognizer, predict)."""
+FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence")
+"""The options of the recognizer alone (validate recognizer, predict), with the test-time ones
+(:func:`~kuzu_lightning.tools.options.add_test_time_options`, which set ``--model.page_scales`` and
+``--model.crop_views``)."""
 
 
 class RecipeCommand:
@@ -65,12 +63,12 @@ class RecipeCommand:
         for option, target in SHARED_OPTIONS.items():
             if option in FOR_BOTH_MODELS and "recognizer" not in self.models:
                 continue
-            if option in TEST_TIME_HELP:
-                add_ensemble_option(parser, option, help=f"{TEST_TIME_HELP[option]}; sets {target}")
-            elif option in ENSEMBLE_OPTIONS:
+            if option in ENSEMBLE_OPTIONS:
                 add_ensemble_option(parser, option, help=f"the same as {target}")
             else:
                 parser.add_argument(f"--{option}", metavar="VALUE", help=f"the same as {target}")
+        if "recognizer" in self.models:
+            add_test_time_options(parser)
 
     def lightning_arguments(self, args: argparse.Namespace) -> tuple[type, list[str]]:
         """The CLI class and the arguments it runs with."""
@@ -82,15 +80,13 @@ class RecipeCommand:
         arguments += [argument for path in args.config for argument in ("--config", path)]
         for option, target in SHARED_OPTIONS.items():
             value = getattr(args, option, None)
-            if option in ("crop_shifts", "crop_scales"):
-                continue
-            if isinstance(value, list):  # one checkpoint stays a path; several, and every scale, a list
-                value = value[0] if option in ("detector", "classifier") and len(value) == 1 else json.dumps(value)
+            if isinstance(value, list):  # one checkpoint stays a path; several, a list
+                value = value[0] if len(value) == 1 else json.dumps(value)
             if value is not None:
                 arguments += [target, value]
-        if "crop_shifts" in args:
-            views = crop_views(args.crop_shifts, args.crop_scales)
-            arguments += ["--model.crop_views", json.dumps(views)] if views else []
+        if "page_scales" in args:
+            for key, value in test_time_settings(args).items():
+                arguments += [f"--model.{key}", json.dumps(value)]
         return (RecognizeCLI if model == "recognizer" else TrainCLI), [*arguments, *args.passed_on]
 
     def run(self, args: argparse.Namespace):
@@ -103,4 +99,3 @@ class RecipeCommand:
 train = RecipeCommand("train", ("detector", "classifier"))
 validate = RecipeCommand("validate", ("detector", "classifier", "recognizer"))
 predict = RecipeCommand("predict", ("recognizer",))
-
