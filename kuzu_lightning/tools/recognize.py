@@ -1,7 +1,6 @@
 """``kuzu recognize INPUT... --out DIR --detector CKPT... --classifier CKPT...``: transcribe collections of page scans,
 with one model of each kind or an ensemble, and test-time augmentation (``--page_scales``, ``--crop_shifts``,
-``--crop_scales``; see
-:mod:`kuzu_lightning.ensemble`).
+``--crop_scales``; see :mod:`kuzu_lightning.ensemble`).
 
 ``INPUT`` is any mix of image files, folders, glob patterns (``"scans/**/*.tif"``) and text files (``.txt``,
 ``.lst``) listing such inputs, one per line: the pages of :func:`~kuzu_lightning.collection.find_collection`, each
