@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import pandas as pd
 import pytest
+import torch
 
 from kuzu_lightning.collection import find_collection
 from kuzu_lightning.tools.recognize import exit_status
@@ -281,3 +282,62 @@ def test_an_ensemble_with_test_time_views_reads_the_collection_as_the_python_api
         assert page["characters"] and [c["code"] for c in page["characters"]] == [
             c["code"] for c in expected["characters"]]
         assert page["text"] == expected["text"]
+
+
+ADAPT = ("--adapt", "--adapt_steps", "2", "--adapt_confidence", "0", "--adapt_batch_size", "4")
+BOOKS = ("book1", "book2", "book2/deeper", "book3")  # a page's folder is its book
+
+
+@pytest.mark.slow
+def test_a_killed_adapting_run_completes_every_page_once_and_reuses_what_it_adapted(checkpoints, scans, tmp_path):
+    from kuzu_lightning import Recognizer
+
+    out = tmp_path / "out"
+    first = out / "book1" / "adapted-classifier-0.ckpt"
+    process = recognize(checkpoints, [str(scans)], out, *ADAPT, wait=False)
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert first.exists() and not list(out.rglob("*.json")), "the run was not killed while adapting"
+    adapted = first.stat()
+    again = recognize(checkpoints, [str(scans)], out, *ADAPT)
+    assert "book book1: its adapted classifiers are reused" in again.output
+    assert (first.stat().st_ino, first.stat().st_mtime_ns) == (adapted.st_ino, adapted.st_mtime_ns)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["done"], summary["recognised_now"], summary["missing"]) == (len(PAGES), len(PAGES), [])
+    assert all((out / book / "adapted-classifier-0.ckpt").is_file() for book in BOOKS)
+    assert not list(out.rglob("*.partial-*"))
+
+    # each book's pages were read with its own adapted classifier, as the Python API reads them with it (in one thread,
+    # as the run did: the tiny models' near-ties must break the same way)
+    detector, threads = str(checkpoints[0]), torch.get_num_threads()
+    for book, name in (("book1", "001"), ("book3", "004")):
+        recognizer = Recognizer.from_checkpoints(detector, out / book / "adapted-classifier-0.ckpt")
+        torch.set_num_threads(1)
+        try:
+            expected = recognizer.recognize(scans / book / f"{name}.jpg").to_dict()
+        finally:
+            torch.set_num_threads(threads)
+        page = json.loads((out / book / f"{name}.json").read_text(encoding="utf-8"))
+        assert page["characters"] and [c["code"] for c in page["characters"]] == [
+            c["code"] for c in expected["characters"]]
+
+    # a page done again later is read with its book's adapted classifier, which is reused, not adapted again
+    (out / "book3" / "004.json").unlink()
+    later = recognize(checkpoints, [str(scans)], out, *ADAPT)
+    assert "1 to recognise" in later.output and "book book3: its adapted classifiers are reused" in later.output
+    assert json.loads((out / "book3" / "004.json").read_text(encoding="utf-8"))["characters"] == page["characters"]
+
+
+def test_adapt_settings_are_checked_before_any_model_loads(tmp_path):
+    with pytest.raises(SystemExit, match="--adapt_steps needs --adapt"):
+        kuzu_recognize(str(tmp_path), "--detector", "x.ckpt", "--classifier", "y.ckpt", "--out", str(tmp_path / "o"),
+                       "--adapt_steps", "5")
+    with pytest.raises(SystemExit, match="confidence=2.0"):
+        kuzu_recognize(str(tmp_path), "--detector", "x.ckpt", "--classifier", "y.ckpt", "--out", str(tmp_path / "o"),
+                       "--adapt", "--adapt_confidence", "2")
+    with pytest.raises(SystemExit, match="--adapt runs on one device"):
+        kuzu_recognize(str(tmp_path), "--detector", "x.ckpt", "--classifier", "y.ckpt", "--out", str(tmp_path / "o"),
+                       "--adapt", "--devices", "2")

@@ -21,6 +21,17 @@ def char_train_transform() -> A.Compose:
     ])
 
 
+def char_strong_transform() -> A.Compose:
+    """The strong augmentation of self-training (FixMatch's): :func:`char_train_transform`, then blur or noise, and
+    one or two holes cut out of the crop (filled with noise)."""
+    return A.Compose([
+        *char_train_transform().transforms,
+        A.OneOf([A.GaussianBlur(sigma_limit=(0.3, 1.2)), A.GaussNoise(std_range=(0.02, 0.08))], p=0.5),
+        A.CoarseDropout(num_holes_range=(1, 2), hole_height_range=(0.1, 0.3), hole_width_range=(0.1, 0.3),
+                        fill="random_uniform", p=0.5),
+    ])
+
+
 def page_train_transform(crop_size: tuple[int, int] = (384, 512), crop_heights: tuple[int, int] = (400, 533),
                          min_visibility: float = 0.5, augment: bool = True, paper: int = 255) -> A.Compose:
     """The detector's training crop of a resized page, with its boxes, as in the second-place solution.

@@ -68,7 +68,7 @@ class CharClassifier(L.LightningModule):
         """Class probabilities ``B x C``: the mean of both heads' softmaxes."""
         return mean_probabilities(*self.network(images))
 
-    def _loss(self, plain: torch.Tensor, se: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, plain: torch.Tensor, se: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         w_plain, w_se = self.hparams.head_weights
         smoothing = self.hparams.label_smoothing
         return (w_plain * F.cross_entropy(plain.float(), labels, label_smoothing=smoothing)
@@ -76,7 +76,7 @@ class CharClassifier(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         plain, se = self.network(batch["images"])
-        loss = self._loss(plain, se, batch["labels"])
+        loss = self.loss(plain, se, batch["labels"])
         self.log("train/loss", loss, prog_bar=True)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         return loss
@@ -84,7 +84,7 @@ class CharClassifier(L.LightningModule):
     def _evaluate(self, batch: dict, stage: str, accuracy: MetricCollection, f1: KuzushijiF1) -> torch.Tensor:
         plain, se = self.network(batch["images"])
         labels = batch["labels"]
-        self.log(f"{stage}/loss", self._loss(plain, se, labels), batch_size=len(labels), sync_dist=True)
+        self.log(f"{stage}/loss", self.loss(plain, se, labels), batch_size=len(labels), sync_dist=True)
         probabilities = mean_probabilities(plain, se)
         for name, metric in accuracy.items():
             scores = {"plain": plain, "se": se}.get(name.rsplit("_", 1)[-1], probabilities)

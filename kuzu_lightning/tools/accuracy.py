@@ -18,7 +18,10 @@ Kaggle pages of book 100241706, one page of each of the five books of ``codh-sam
   per book and overall, and its top-1 on the 10,000 KMNIST test characters, scores restricted to KMNIST's 10
   classes.
 
-``--detector`` and ``--classifier`` take several checkpoints (an ensemble), read as the Recognizer reads them.
+``--detector`` and ``--classifier`` take several checkpoints (an ensemble), read as the Recognizer reads them. With
+``--adapt`` (:mod:`kuzu_lightning.adaptation`), the classifier's scores on the labelled pages again under ``adapted``,
+after each book of known classes is adapted on its own pages' scans (no label is read), with each book's time.
+Adaptation changes no detection; KMNIST, which is no book, is not adapted to.
 
 Detections are kept above the detector's ``detection_threshold`` (the best on its validation books, recorded
 in its checkpoint; else its ``score_threshold``) or ``--detection_threshold``, in both scores; the result
@@ -113,14 +116,17 @@ def true_box_scores(probabilities: torch.Tensor, truth: Sequence[str], codes: Se
 
 
 @torch.inference_mode()
-def recognizer_scores(recognizer, pages: Sequence[Page], shared: Path) -> dict:
+def recognizer_scores(recognizer, pages: Sequence[Page], shared: Path | None, before_page=None) -> dict:
     """Of a loaded ``Recognizer``, in one pass over ``pages`` (each page detected once): the detection F1 at its
     ``detection_threshold``; on the pages of known classes, top-1/top-5 on true-box crops and the end-to-end F1, per
-    book and overall; and KMNIST top-1 (see the module docstring)."""
+    book and overall; and, with the real data folder ``shared``, KMNIST top-1 (see the module docstring).
+    ``before_page(page)`` is called before each page is read."""
     known = classes_known(pages)
     known_ids = {page.image_id for page in known}
     detected, probabilities, rows = [], [], []
     for batch, page in zip(_page_batches(pages, recognizer.page_longest_side, originals=True), pages):
+        if before_page is not None:
+            before_page(page)
         found = recognizer.detect(batch)
         detected.append(found[0]["boxes"])
         if page.image_id in known_ids:
@@ -141,6 +147,8 @@ def recognizer_scores(recognizer, pages: Sequence[Page], shared: Path) -> dict:
         result["true_box_books"][book] = true_box_scores(torch.cat([probabilities[i] for i in mine]),
                                                          [code for i in mine for code in known[i].codes], codes)
         result["end_to_end"]["books"][book] = score_frames(submission.iloc[mine], solution([known[i] for i in mine]))
+    if shared is None:
+        return result
     try:
         images, kmnist_codes = kmnist_test(shared)
     except FileNotFoundError as error:
@@ -165,11 +173,34 @@ def recognizer_scores(recognizer, pages: Sequence[Page], shared: Path) -> dict:
     return result
 
 
+def adapted_scores(recognizer, pages: Sequence[Page], adaptation) -> dict:
+    """:func:`recognizer_scores` (KMNIST left out) after each book of known classes is adapted on its ``pages``'
+    scans with the :class:`~kuzu_lightning.adaptation_settings.AdaptationSettings` ``adaptation``, and what adapting
+    each book did (``adaptation``: pages, characters, confident ones, steps, seconds)."""
+    from kuzu_lightning.adaptation import AdaptedWeights, adapt_book, adapted_paths
+
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoints, done = {}, {}
+        for book in sorted({page.book for page in classes_known(pages)}):
+            scans = [Page(page.image_id, image_path=page.image_path) for page in pages if page.book == book]
+            checkpoints[book] = adapted_paths(Path(folder), book, len(recognizer.classifiers))
+            done[book] = adapt_book(recognizer, book, scans, checkpoints[book], adaptation,
+                                    {"accelerator": "cpu", "devices": 1}, num_workers=0)
+        weights = AdaptedWeights(checkpoints)
+
+        def before_page(page: Page) -> None:
+            if page.book in checkpoints:
+                weights.load(recognizer, page.book)
+
+        return {**recognizer_scores(recognizer, pages, None, before_page), "adaptation": done}
+
+
 def bench_real(shared: str | Path, detector: Sequence[str] | None = None, classifier: Sequence[str] | None = None,
-               detection_threshold: float | None = None, **settings) -> dict:
+               detection_threshold: float | None = None, adaptation=None, **settings) -> dict:
     """See the module docstring; ``{"skipped": reason}`` when the real data is absent. ``detector`` and ``classifier``
-    are lists of checkpoints (one detector alone without a classifier); ``settings`` go to the ``Recognizer``
-    (``page_scales``, ``crop_views``)."""
+    are lists of checkpoints (one detector alone without a classifier); ``adaptation``: the
+    :class:`~kuzu_lightning.adaptation_settings.AdaptationSettings` to score after book adaptation with, or None;
+    ``settings`` go to the ``Recognizer`` (``page_scales``, ``crop_views``)."""
     shared = Path(shared)
     try:
         pages = labelled_real_pages(shared)
@@ -183,8 +214,8 @@ def bench_real(shared: str | Path, detector: Sequence[str] | None = None, classi
         from kuzu_lightning.models.checkpoints import load_trained
         from kuzu_lightning.models.detector import CharDetector
 
-        if len(detector) > 1 or settings:
-            raise ValueError("several detectors and test-time views are read with a --classifier")
+        if len(detector) > 1 or settings or adaptation:
+            raise ValueError("several detectors, test-time views and --adapt are read with a --classifier")
         model, data = load_trained(CharDetector, detector[0])
         threshold = model.detection_threshold if detection_threshold is None else detection_threshold
         submission = detector_submission(model, data.get("eval_longest_side") or EVAL_LONGEST_SIDE, pages, threshold)
@@ -196,6 +227,8 @@ def bench_real(shared: str | Path, detector: Sequence[str] | None = None, classi
         recognizer = Recognizer.from_checkpoints(detector, classifier, detection_threshold=detection_threshold,
                                                  **settings)
         result.update(detector=detector, classifier=classifier, **recognizer_scores(recognizer, pages, shared))
+        if adaptation is not None:
+            result["adapted"] = adapted_scores(recognizer, pages, adaptation)
     return result
 
 

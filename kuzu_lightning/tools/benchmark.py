@@ -7,7 +7,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from kuzu_lightning.tools.options import add_ensemble_option, add_test_time_options, test_time_settings
+from kuzu_lightning.tools.options import (
+    adaptation_settings,
+    add_adaptation_options,
+    add_ensemble_option,
+    add_test_time_options,
+    test_time_settings,
+)
 
 SPEED = ("metric", "score-csv", "ordering", "synthetic", "chars", "classifier", "detector", "pipeline")
 ACCURACY = ("real", "reading-order")
@@ -21,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_ensemble_option(parser, "detector", help="real: a CharDetector checkpoint (several with --classifier)")
     add_ensemble_option(parser, "classifier", help="real: a CharClassifier checkpoint, or several (with --detector)")
     add_test_time_options(parser)
+    add_adaptation_options(parser)
     parser.add_argument("--detection_threshold", type=float, help="real: keep detections scoring this or more "
                         "(default: the detector's, chosen on its validation books)")
     parser.add_argument("--real_data", help="real, reading-order: the real data folder (default: $KUZU_REAL_DATA)")
@@ -42,7 +49,7 @@ def run(args: argparse.Namespace) -> dict:
 
         if args.name == "real":
             result = bench_real(real_data_dir(args.real_data), args.detector, args.classifier, args.detection_threshold,
-                                **test_time_settings(args))
+                                adaptation_settings(args), **test_time_settings(args))
         else:
             result = bench_reading_order(real_data_dir(args.real_data, required=False))
     print(json.dumps(result))

@@ -1,11 +1,14 @@
 """The command-line options that every command reading pages spells the same way and that take one value or more:
 ``--detector`` and ``--classifier`` (several checkpoints: an ensemble), ``--page_scales``, ``--crop_shifts`` and
-``--crop_scales`` (test-time augmentation; see :mod:`kuzu_lightning.ensemble`). Imports neither torch nor
-Lightning."""
+``--crop_scales`` (test-time augmentation; see :mod:`kuzu_lightning.ensemble`); and book adaptation's, ``--adapt`` and
+``--adapt_*`` (:mod:`kuzu_lightning.adaptation`). Imports neither torch nor Lightning."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
+
+from kuzu_lightning.adaptation_settings import AdaptationSettings
 
 
 def crop_views(shifts: list[float] | None, scales: list[float] | None) -> tuple[tuple[float, float, float], ...] | None:
@@ -66,3 +69,44 @@ def argument_type(convert):
             raise argparse.ArgumentTypeError(str(error)) from None
     parse.__name__ = getattr(convert, "__name__", "value")
     return parse
+
+
+ADAPTATION_HELP = {
+    "steps": "fine-tuning steps per book (0: batch-norm statistics only)",
+    "confidence": "fine-tune on the characters read with this probability or more",
+    "lr": "the fine-tuning's learning rate",
+    "batch_size": "crops per fine-tuning step",
+    "batchnorm": "re-estimate batch-norm statistics on the book's characters (AdaBN)",
+}
+
+
+def add_adaptation_options(parser: argparse.ArgumentParser) -> None:
+    """``--adapt`` and ``--adapt_steps``, ``--adapt_confidence``, ``--adapt_lr``, ``--adapt_batch_size``,
+    ``--adapt_batchnorm`` / ``--no-adapt_batchnorm`` (defaults: :class:`AdaptationSettings`)."""
+    parser.add_argument("--adapt", action="store_true",
+                        help="adapt the classifiers to each book on its own pages first (self-training), keeping the "
+                             "adapted checkpoints beside the book's outputs")
+    for field in fields(AdaptationSettings):
+        if field.name not in ADAPTATION_HELP:
+            continue
+        text = f"{ADAPTATION_HELP[field.name]} (default {field.default})"
+        if field.type == "bool":
+            parser.add_argument(f"--adapt_{field.name}", action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            convert = {"int": int, "float": float}[field.type]
+            parser.add_argument(f"--adapt_{field.name}", type=convert, metavar=field.name.upper(), help=text)
+
+
+def adaptation_settings(args: argparse.Namespace) -> AdaptationSettings | None:
+    """The :class:`AdaptationSettings` of ``--adapt_*`` when ``--adapt`` is given, else None; ``SystemExit`` naming the
+    setting out of range."""
+    given = {name: getattr(args, f"adapt_{name}") for name in ADAPTATION_HELP
+             if getattr(args, f"adapt_{name}", None) is not None}
+    if not args.adapt:
+        if given:
+            raise SystemExit(f"error: --adapt_{next(iter(given))} needs --adapt")
+        return None
+    try:
+        return AdaptationSettings(**given)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None

@@ -22,6 +22,13 @@ recognizer --thresholds_out`` writes it, or ``--detection_threshold`` / ``--min_
 unknown key in the file is refused, naming it) and every output path. One run writes to a folder at a time: a second
 run into the same ``DIR`` is refused while the first goes on. ``--devices N`` and ``--num_nodes M`` run it through
 Lightning's DDP, each process recognising and writing every n-th page of the same list.
+
+**Book adaptation** (``--adapt``, on one device): the pages are grouped into books
+(:func:`~kuzu_lightning.adaptation.book_of`: the book id in a Kaggle or CODH page name, else the page's folder); before
+a book's pages are recognised, the classifiers are fine-tuned on the confident readings of all its pages
+(:mod:`kuzu_lightning.adaptation`; ``--adapt_steps``, ``--adapt_confidence``, ``--adapt_lr``, ``--adapt_batch_size``,
+``--no-adapt_batchnorm``) and kept as ``DIR/BOOK/adapted-classifier-I.ckpt``, which a resumed run, or a later run on
+more pages of the book, reuses while the classifier checkpoints and the settings stay the same.
 """
 
 from __future__ import annotations
@@ -38,7 +45,14 @@ from kuzu_lightning.collection import find_collection, printable
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.outputs import recorded_source
 from kuzu_lightning.thresholds import THRESHOLDS, read_thresholds, unit_interval
-from kuzu_lightning.tools.options import add_ensemble_option, add_test_time_options, argument_type, test_time_settings
+from kuzu_lightning.tools.options import (
+    adaptation_settings,
+    add_adaptation_options,
+    add_ensemble_option,
+    add_test_time_options,
+    argument_type,
+    test_time_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min_confidence", type=argument_type(partial(unit_interval, "min_confidence")),
                         help="drop characters whose class probability is below (0 to 1)")
     add_test_time_options(parser)
+    add_adaptation_options(parser)
     parser.add_argument("--accelerator", default="auto", help="cpu, gpu, auto (default)")
     parser.add_argument("--devices", default="1", help="devices per node (default 1); more run DDP")
     parser.add_argument("--num_nodes", type=int, default=1, help="nodes (default 1)")
@@ -115,6 +130,11 @@ def run(args: argparse.Namespace) -> dict | None:
     from kuzu_lightning.writer import PageWriter, check_writable, parse_formats, summarise
 
     formats, settings = parse_formats(args.formats), recognizer_settings(args)  # all checked before anything is read
+    adaptation = adaptation_settings(args)
+    devices = int(args.devices) if args.devices.isdigit() else args.devices
+    distributed = args.num_nodes > 1 or (isinstance(devices, int) and devices > 1)
+    if adaptation and distributed:
+        raise SystemExit("error: --adapt runs on one device (--devices 1 --num_nodes 1)")
     check_writable(args.out, "the pages' files")
     if args.csv is not None:
         check_writable(args.csv.parent, "the submission")
@@ -128,12 +148,14 @@ def run(args: argparse.Namespace) -> dict | None:
     todo = [Page(key, image_path=path) for key, path in collection.pages if not page_done(args.out, key, path)]
     log.info("%d pages, %d already done, %d to recognise", len(pages), len(pages) - len(todo), len(todo))
     recognizer = Recognizer.from_checkpoints(args.detector, args.classifier, **settings)
-    devices = int(args.devices) if args.devices.isdigit() else args.devices
-    distributed = args.num_nodes > 1 or (isinstance(devices, int) and devices > 1)
     writer = PageWriter(args.out, formats, args.csv, pages, collection.rejected)
+    callbacks = [writer]
+    if adaptation and todo:
+        todo, adapted = adapt_books(recognizer, collection.pages, todo, args, adaptation)
+        callbacks.append(adapted)
     trainer = L.Trainer(accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
                         strategy="ddp" if distributed else "auto", precision=args.precision, logger=False,
-                        callbacks=[writer], enable_model_summary=False)
+                        callbacks=callbacks, enable_model_summary=False)
     if todo:
         trainer.predict(recognizer, PageDataModule.for_scans(todo, recognizer.page_longest_side, args.num_workers),
                         return_predictions=False)
@@ -146,6 +168,26 @@ def run(args: argparse.Namespace) -> dict | None:
           f"{summary['pages_per_s']} pages/s), {len(summary['failed'])} failed; {args.out / 'summary.json'}")
     del lock
     return summary
+
+
+def adapt_books(recognizer, collection_pages: list[tuple[str, Path]], todo: list[Page], args: argparse.Namespace,
+                adaptation) -> tuple[list[Page], object]:
+    """Adapt the recognizer's classifiers to each book of the pages ``todo`` on all its pages in the collection (or
+    reuse what an earlier run adapted); returns ``todo`` ordered by book and the callback that loads each book's
+    classifiers before its pages."""
+    from kuzu_lightning.adaptation import AdaptedWeights, adapt_book, adapted_paths, book_of
+
+    books: dict[str, list[Page]] = {}
+    for key, path in collection_pages:
+        books.setdefault(book_of(key), []).append(Page(key, image_path=path))
+    wanted = sorted({book_of(page.image_id) for page in todo})
+    checkpoints = {book: adapted_paths(args.out, book, len(recognizer.classifiers)) for book in wanted}
+    options = {"accelerator": args.accelerator, "devices": 1, "precision": args.precision}
+    for n, book in enumerate(wanted, 1):
+        log.info("adapting to book %s (%d of %d, %d pages)", book, n, len(wanted), len(books[book]))
+        adapt_book(recognizer, book, books[book], checkpoints[book], adaptation, options, args.num_workers)
+    todo = sorted(todo, key=lambda page: book_of(page.image_id))
+    return todo, AdaptedWeights(checkpoints, {page.image_id: book_of(page.image_id) for page in todo})
 
 
 def exit_status(summary: dict | None) -> int:

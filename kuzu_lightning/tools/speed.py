@@ -131,7 +131,7 @@ def bench_classifier(steps: int = 5, batch: int = 32) -> dict:
         times = []
         for _ in range(steps + 1):
             start = time.perf_counter()
-            loss = model._loss(*model.network(images), labels)
+            loss = model.loss(*model.network(images), labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()

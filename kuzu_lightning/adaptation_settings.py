@@ -1,0 +1,32 @@
+"""The settings of book adaptation (:mod:`kuzu_lightning.adaptation`), apart so that the command line reads them
+without importing torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True)
+class AdaptationSettings:
+    """How a book is adapted: ``steps`` of fine-tuning on ``batch_size`` crops at learning rate ``lr``, on the
+    characters read with a probability of ``confidence`` or more (none when fewer than ``min_crops``); ``batchnorm``:
+    batch-norm statistics re-estimated on the book (AdaBN); ``seed``: of the draws and augmentations."""
+
+    steps: int = 200
+    confidence: float = 0.9
+    lr: float = 1e-4
+    batch_size: int = 64
+    batchnorm: bool = True
+    min_crops: int = 32
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = [name for name, bad in (("steps", self.steps < 0), ("batch_size", self.batch_size < 1),
+                                           ("min_crops", self.min_crops < 1), ("lr", not self.lr > 0),
+                                           ("confidence", not 0 <= self.confidence <= 1)) if bad]
+        if problems:
+            wrong = ", ".join(f"{name}={getattr(self, name)}" for name in problems)
+            raise ValueError(f"adaptation settings out of range: {wrong}")
+
+
+SETTING_NAMES = tuple(field.name for field in fields(AdaptationSettings))
