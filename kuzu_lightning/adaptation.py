@@ -260,6 +260,26 @@ def adapt_book(recognizer: L.LightningModule, book: str, pages: Sequence[Page], 
     return {"reused": False, "pages": len(pages), **counts, "seconds": seconds}
 
 
+def adapt_books(recognizer: L.LightningModule, pages: Sequence[Page], todo: Sequence[Page], out: Path,
+                settings: AdaptationSettings, trainer_options: dict | None = None,
+                num_workers: int = 2) -> tuple[list[Page], AdaptedWeights]:
+    """Adapt ``recognizer``'s classifiers to each book of the pages ``todo`` on all its ``pages`` (a collection's,
+    each with its ``image_path``; its ``image_id`` says its book, :func:`book_of`), or reuse what an earlier run adapted,
+    under ``out`` (:func:`adapted_paths`). Returns ``todo`` ordered by book, and the callback that loads each book's
+    classifiers before its pages are read."""
+    books: dict[str, list[Page]] = {}
+    for page in pages:
+        books.setdefault(book_of(page.image_id), []).append(page)
+    wanted = sorted({book_of(page.image_id) for page in todo})
+    checkpoints = {book: adapted_paths(Path(out), book, len(recognizer.classifiers)) for book in wanted}
+    for n, book in enumerate(wanted, 1):
+        log.info("adapting to book %s (%d of %d, %d pages)", book, n, len(wanted), len(books[book]))
+        adapt_book(recognizer, book, books[book], checkpoints[book], settings,
+                   {**(trainer_options or {}), "devices": 1}, num_workers)
+    todo = sorted(todo, key=lambda page: book_of(page.image_id))
+    return todo, AdaptedWeights(checkpoints, {page.image_id: book_of(page.image_id) for page in todo})
+
+
 class AdaptedWeights(L.Callback):
     """Loads a Recognizer's classifiers' weights adapted to a book: ``checkpoints`` by book (one per classifier);
     as a callback, before each page batch of a prediction, those of the batch's book (``books`` by ``image_id``; the

@@ -33,12 +33,14 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from dataclasses import fields
 from pathlib import Path
 
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from kuzu_lightning.adaptation_settings import AdaptationSettings
 from kuzu_lightning.models.checkpoints import (
     SIGNATURES,
     checkpoint_model,
@@ -48,6 +50,7 @@ from kuzu_lightning.models.checkpoints import (
 )
 from kuzu_lightning.random_states import RandomStates
 from kuzu_lightning.thresholds import load_yaml, thresholds_in
+from kuzu_lightning.tools.options import ADAPTATION_HELP
 from kuzu_lightning.writer import PageWriter, check_writable, parse_formats
 
 log = logging.getLogger(__name__)
@@ -237,6 +240,13 @@ class RecognizeCLI(ProjectCLI):
         parser.add_argument("--thresholds_out", default=None,
                             help="validate: write the best detection_threshold and min_confidence of the grid here, "
                                  "as a config for predict (--config FILE)")
+        parser.add_argument("--adapt", type=bool, default=False,
+                            help="predict: adapt the classifiers to each book (the Kaggle book id) on its test pages "
+                                 "first; the adapted checkpoints are kept in --out, one folder per book")
+        for name, text in ADAPTATION_HELP.items():
+            kind = {field.name: field.type for field in fields(AdaptationSettings)}[name]
+            parser.add_argument(f"--adapt_{name}", type={"int": int, "float": float, "bool": bool}[kind] | None,
+                                default=None, help=f"predict --adapt: {text}")
 
     def before_instantiate_classes(self) -> None:
         """Page scale and split as the detector was validated with, unless the config or command line set them."""
@@ -266,9 +276,33 @@ class RecognizeCLI(ProjectCLI):
     def before_predict(self) -> None:
         config = self.config[self.subcommand]
         self.trainer.callbacks.append(PageWriter(config.out, parse_formats(config.formats), config.csv))
+        if config.adapt:
+            self.adapt(config)
         # Pages' records go to files as they come; keeping them all in memory too is not needed.
         if self.config_init[self.subcommand].get("return_predictions") is None:
             self.config_init[self.subcommand]["return_predictions"] = False
+
+    def adapt(self, config: Namespace) -> None:
+        """Book adaptation before the prediction (:func:`~kuzu_lightning.adaptation.adapt_books`): the pages are read
+        book by book, each with its book's adapted classifiers."""
+        from kuzu_lightning.adaptation import adapt_books
+
+        try:
+            settings = AdaptationSettings(**{name: config[f"adapt_{name}"] for name in ADAPTATION_HELP
+                                             if config[f"adapt_{name}"] is not None})
+        except ValueError as error:
+            raise SystemExit(f"error: {error}") from None
+        if self.trainer.world_size > 1 or self.datamodule.hparams.eval_batch_size != 1:
+            raise SystemExit("error: --adapt reads one page a batch on one device (--data.eval_batch_size 1, "
+                             "--trainer.devices 1)")
+        self.datamodule.prepare_data()
+        pages = self.datamodule.predict_pages()
+        trainer = config.trainer
+        ordered, weights = adapt_books(self.model, pages, pages, Path(config.out), settings,
+                                       {"accelerator": trainer.accelerator, "precision": trainer.precision},
+                                       self.datamodule.hparams.num_workers)
+        self.datamodule.scans = ordered
+        self.trainer.callbacks.append(weights)
 
     def after_validate(self) -> None:
         out = self.config[self.subcommand].thresholds_out

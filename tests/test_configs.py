@@ -122,3 +122,25 @@ def test_kuzu_predict_takes_ensembles_and_test_time_views_as_the_recognizer_sett
     with pytest.raises(SystemExit):
         parser_for("predict").parse_known_args(["predict", "--page_scales", "large"])
     assert "argument --page_scales: could not convert string to float: 'large'" in capsys.readouterr().err
+
+
+def test_kuzu_predict_passes_book_adaptation_on_to_predict_py_checked_first(capsys):
+    from kuzu_lightning.tools.kuzu import parser_for
+    from kuzu_lightning.tools.recipes import predict
+
+    def arguments(*options: str) -> list[str]:
+        args, rest = parser_for("predict").parse_known_args(["predict", "--detector", "d.ckpt", "--classifier", "c.ckpt",
+                                                             *options])
+        args.passed_on = rest
+        return predict.lightning_arguments(args)[1]
+
+    assert "--adapt" not in arguments()
+    given = arguments("--adapt", "--adapt_steps", "30", "--no-adapt_batchnorm")
+    assert given[-6:] == ["--adapt", "true", "--adapt_steps", "30", "--adapt_batchnorm", "false"]
+    config = printed_config(RecognizeCLI, "predict", given[1:], capsys)
+    assert (config["adapt"], config["adapt_steps"], config["adapt_batchnorm"], config["adapt_lr"]) == (True, 30, False,
+                                                                                                       None)
+    with pytest.raises(SystemExit, match="--adapt_lr needs --adapt"):
+        arguments("--adapt_lr", "0.001")
+    with pytest.raises(SystemExit, match="steps=-1"):
+        arguments("--adapt", "--adapt_steps", "-1")

@@ -71,6 +71,36 @@ def predicted(data_with_a_corrupt_page, checkpoints, tmp_path_factory):
     return out, logged.read_text()
 
 
+@pytest.mark.slow
+def test_predict_py_adapts_to_the_test_books_and_reads_them_with_what_it_adapted(data_with_a_corrupt_page, checkpoints,
+                                                                                 predicted, tmp_path):
+    data_dir, corrupt_id = data_with_a_corrupt_page
+    adapt = ["--adapt", "true", "--adapt_steps", "2", "--adapt_confidence", "0", "--adapt_batch_size", "4"]
+    run = subprocess.run([sys.executable, "predict.py", *predict_args(data_dir, checkpoints, tmp_path), *adapt],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+    assert run.returncode == 0, run.stderr[-3000:]
+    adapted = tmp_path / "pages" / "adapted-classifier-0.ckpt"  # the synthetic test pages' names carry no book id
+    assert torch.load(adapted, weights_only=True)["adaptation"]["book"] == "."
+    ids = read_sample_submission(data_dir / "sample_submission.csv")
+    assert read_submission_csv(tmp_path / "submission.csv")["image_id"].tolist() == ids
+    recognizer = Recognizer.from_checkpoints(checkpoints[0], adapted, page_longest_side=512)
+    unadapted = predicted[0] / "pages"
+    changed, threads = 0, torch.get_num_threads()
+    torch.set_num_threads(1)  # as the run did: the tiny models' near-ties must break the same way
+    try:
+        for image_id in ids:
+            page = json.loads((tmp_path / "pages" / f"{image_id}.json").read_text(encoding="utf-8"))
+            if image_id == corrupt_id:
+                assert page["error"]
+                continue
+            expected = recognizer.recognize(data_dir / "test_images" / f"{image_id}.jpg").to_dict()
+            assert [c["code"] for c in page["characters"]] == [c["code"] for c in expected["characters"]]
+            changed += page["characters"] != json.loads((unadapted / f"{image_id}.json").read_text())["characters"]
+    finally:
+        torch.set_num_threads(threads)
+    assert changed, "adapting changed no page's reading"
+
+
 def test_crops_cut_together_equal_crops_cut_one_at_a_time():
     generator = torch.Generator().manual_seed(0)
     page = torch.randint(0, 256, (3, 300, 200), dtype=torch.uint8, generator=generator)

@@ -7,7 +7,15 @@ import argparse
 import json
 
 from kuzu_lightning.cli import PRESETS
-from kuzu_lightning.tools.options import ENSEMBLE_OPTIONS, add_ensemble_option, add_test_time_options, test_time_settings
+from kuzu_lightning.tools.options import (
+    ADAPTATION_HELP,
+    ENSEMBLE_OPTIONS,
+    adaptation_settings,
+    add_adaptation_options,
+    add_ensemble_option,
+    add_test_time_options,
+    test_time_settings,
+)
 
 USAGE = """\
 examples:
@@ -18,6 +26,7 @@ examples:
   kuzu validate recognizer --preset demo --detector CKPT --classifier CKPT --thresholds_out thresholds.yaml
   kuzu predict --preset demo --detector CKPT --classifier CKPT --config thresholds.yaml [--out DIR] [--csv FILE]
   kuzu predict --detector D1 D2 --classifier C1 C2 --page_scales 1 1.25 --crop_shifts 0.05 --crop_scales 1.1
+  kuzu predict --detector CKPT --classifier CKPT --adapt [--adapt_steps 200] [--no-adapt_batchnorm]
 
 The preset's configs are read first (real: the recipe as it is, for the Kaggle data on one GPU; demo: the demo's
 CPU-sized overrides on the built-in synthetic data; synthetic: the synthetic pre-training, on top of the demo's),
@@ -69,6 +78,8 @@ class RecipeCommand:
                 parser.add_argument(f"--{option}", metavar="VALUE", help=f"the same as {target}")
         if "recognizer" in self.models:
             add_test_time_options(parser)
+        if self.name == "predict":
+            add_adaptation_options(parser)
 
     def lightning_arguments(self, args: argparse.Namespace) -> tuple[type, list[str]]:
         """The CLI class and the arguments it runs with."""
@@ -87,6 +98,12 @@ class RecipeCommand:
         if "page_scales" in args:
             for key, value in test_time_settings(args).items():
                 arguments += [f"--model.{key}", json.dumps(value)]
+        settings = adaptation_settings(args) if "adapt" in args else None  # checked before any model loads
+        if settings is not None:
+            arguments += ["--adapt", "true"]
+            for name in ADAPTATION_HELP:
+                if getattr(args, f"adapt_{name}") is not None:
+                    arguments += [f"--adapt_{name}", str(getattr(settings, name)).lower()]
         return (RecognizeCLI if model == "recognizer" else TrainCLI), [*arguments, *args.passed_on]
 
     def run(self, args: argparse.Namespace):

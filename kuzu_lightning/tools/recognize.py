@@ -151,7 +151,11 @@ def run(args: argparse.Namespace) -> dict | None:
     writer = PageWriter(args.out, formats, args.csv, pages, collection.rejected)
     callbacks = [writer]
     if adaptation and todo:
-        todo, adapted = adapt_books(recognizer, collection.pages, todo, args, adaptation)
+        from kuzu_lightning.adaptation import adapt_books
+
+        scans = [Page(key, image_path=path) for key, path in collection.pages]
+        todo, adapted = adapt_books(recognizer, scans, todo, args.out, adaptation,
+                                    {"accelerator": args.accelerator, "precision": args.precision}, args.num_workers)
         callbacks.append(adapted)
     trainer = L.Trainer(accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
                         strategy="ddp" if distributed else "auto", precision=args.precision, logger=False,
@@ -168,26 +172,6 @@ def run(args: argparse.Namespace) -> dict | None:
           f"{summary['pages_per_s']} pages/s), {len(summary['failed'])} failed; {args.out / 'summary.json'}")
     del lock
     return summary
-
-
-def adapt_books(recognizer, collection_pages: list[tuple[str, Path]], todo: list[Page], args: argparse.Namespace,
-                adaptation) -> tuple[list[Page], object]:
-    """Adapt the recognizer's classifiers to each book of the pages ``todo`` on all its pages in the collection (or
-    reuse what an earlier run adapted); returns ``todo`` ordered by book and the callback that loads each book's
-    classifiers before its pages."""
-    from kuzu_lightning.adaptation import AdaptedWeights, adapt_book, adapted_paths, book_of
-
-    books: dict[str, list[Page]] = {}
-    for key, path in collection_pages:
-        books.setdefault(book_of(key), []).append(Page(key, image_path=path))
-    wanted = sorted({book_of(page.image_id) for page in todo})
-    checkpoints = {book: adapted_paths(args.out, book, len(recognizer.classifiers)) for book in wanted}
-    options = {"accelerator": args.accelerator, "devices": 1, "precision": args.precision}
-    for n, book in enumerate(wanted, 1):
-        log.info("adapting to book %s (%d of %d, %d pages)", book, n, len(wanted), len(books[book]))
-        adapt_book(recognizer, book, books[book], checkpoints[book], adaptation, options, args.num_workers)
-    todo = sorted(todo, key=lambda page: book_of(page.image_id))
-    return todo, AdaptedWeights(checkpoints, {page.image_id: book_of(page.image_id) for page in todo})
 
 
 def exit_status(summary: dict | None) -> int:
