@@ -9,10 +9,11 @@ For the pages of one book (:func:`book_of` says which book a page is of):
 2. **Batch-norm statistics** (AdaBN, ``batchnorm``): each classifier's are re-estimated on all the book's crops,
    before and after the fine-tuning; the classifiers so adapted then read the crops again, and are the teacher.
 3. **Self-training** (FixMatch-style, with a fixed teacher): for ``steps`` steps of ``batch_size`` crops drawn with
-   replacement (each class equally often), each classifier learns the class that the teacher read on the plain crop
-   from the crop under strong augmentation (:func:`~kuzu_lightning.data.transforms.char_strong_transform`), with its
-   training loss. Only crops read with a probability of ``confidence`` or more (and not as ``unk``) take part; a book
-   with fewer than ``min_crops`` of them is not fine-tuned. Batch norm stays frozen; Adam at a constant ``lr``.
+   replacement (each class equally often), but at most ``epochs`` passes over them, each classifier learns the class
+   that the teacher read on the plain crop from the crop under strong augmentation
+   (:func:`~kuzu_lightning.data.transforms.char_strong_transform`), with its training loss. Only crops read with a
+   probability of ``confidence`` or more (and not as ``unk``) take part; a book with fewer than ``min_crops`` of them
+   is not fine-tuned. Batch norm stays frozen; Adam at a constant ``lr``.
 
 Each adapted classifier is a checkpoint of its own (:func:`save_adapted`): the source's hyper-parameters and data
 settings, the adapted weights, and ``adaptation`` (the book, the source checkpoint, the settings, the counts). A
@@ -23,10 +24,11 @@ later run on more pages of the book, does not adapt again.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path, PurePosixPath
 
 import lightning as L
@@ -224,10 +226,12 @@ def adapt_classifiers(sources: Sequence[str | Path], crops: Sequence[torch.Tenso
     if models[0].unk_index is not None:
         keep &= labels != models[0].unk_index
     confident = keep.nonzero().flatten()
-    steps = settings.steps if len(confident) >= settings.min_crops else 0
+    steps = min(settings.steps, math.ceil(settings.epochs * len(confident) / settings.batch_size)) \
+        if len(confident) >= settings.min_crops else 0
     for model, model_crops in zip(models, crops):
         if steps:
-            self_train(model, model_crops[confident], labels[confident], settings, trainer_options)
+            self_train(model, model_crops[confident], labels[confident], replace(settings, steps=steps),
+                       trainer_options)
             if settings.batchnorm:
                 reestimate_batchnorm(model.network, model_crops)
         model.eval()

@@ -8,11 +8,13 @@ from dataclasses import dataclass, fields
 
 @dataclass(frozen=True)
 class AdaptationSettings:
-    """How a book is adapted: ``steps`` of fine-tuning on ``batch_size`` crops at learning rate ``lr``, on the
-    characters read with a probability of ``confidence`` or more (none when fewer than ``min_crops``); ``batchnorm``:
-    batch-norm statistics re-estimated on the book (AdaBN); ``seed``: of the draws and augmentations."""
+    """How a book is adapted: at most ``steps`` steps of fine-tuning on ``batch_size`` crops at learning rate
+    ``lr``, and at most ``epochs`` passes over the characters read with a probability of ``confidence`` or more (none
+    when fewer than ``min_crops``); ``batchnorm``: batch-norm statistics re-estimated on the book (AdaBN); ``seed``: of
+    the draws and augmentations."""
 
     steps: int = 200
+    epochs: float = 5.0
     confidence: float = 0.9
     lr: float = 1e-4
     batch_size: int = 64
@@ -23,6 +25,7 @@ class AdaptationSettings:
     def __post_init__(self):
         problems = [name for name, bad in (("steps", self.steps < 0), ("batch_size", self.batch_size < 1),
                                            ("min_crops", self.min_crops < 1), ("lr", not self.lr > 0),
+                                           ("epochs", not self.epochs > 0),
                                            ("confidence", not 0 <= self.confidence <= 1)) if bad]
         if problems:
             wrong = ", ".join(f"{name}={getattr(self, name)}" for name in problems)

@@ -72,7 +72,8 @@ def argument_type(convert):
 
 
 ADAPTATION_HELP = {
-    "steps": "fine-tuning steps per book (0: batch-norm statistics only)",
+    "steps": "fine-tuning steps per book, at most (0: batch-norm statistics only)",
+    "epochs": "passes over a book's confident characters, at most",
     "confidence": "fine-tune on the characters read with this probability or more",
     "lr": "the fine-tuning's learning rate",
     "batch_size": "crops per fine-tuning step",
