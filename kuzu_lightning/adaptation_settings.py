@@ -11,9 +11,14 @@ class AdaptationSettings:
     """How a book is adapted: at most ``steps`` steps of fine-tuning on ``batch_size`` crops at learning rate
     ``lr``, and at most ``epochs`` passes over the characters read with a probability of ``confidence`` or more (none
     when fewer than ``min_crops``); ``batchnorm``: batch-norm statistics re-estimated on the book (AdaBN); ``seed``: of
-    the draws and augmentations."""
+    the draws and augmentations.
 
-    steps: int = 200
+    The defaults are AdaBN alone: on the synthetic stand-in for an unseen book (demo models trained without one hand,
+    its 30 test pages in that hand), every fine-tuning tried read worse than AdaBN alone (docs/results.md,
+    2026-11-30: book adaptation).
+    """
+
+    steps: int = 0
     epochs: float = 5.0
     confidence: float = 0.9
     lr: float = 1e-4
