@@ -71,12 +71,12 @@ def test_loss_is_the_weighted_sum_and_probabilities_the_mean(trained):
     with torch.no_grad():
         plain, se = model.network(images)
         expected = F.cross_entropy(plain, labels) + F.cross_entropy(se, labels)
-        torch.testing.assert_close(model._loss(plain, se, labels), expected)
+        torch.testing.assert_close(model.loss(plain, se, labels), expected)
         torch.testing.assert_close(model(images), (plain.softmax(1) + se.softmax(1)) / 2)
     model.hparams.head_weights = (2.0, 0.5)
     with torch.no_grad():
         weighted = 2 * F.cross_entropy(plain, labels) + 0.5 * F.cross_entropy(se, labels)
-        torch.testing.assert_close(model._loss(plain, se, labels), weighted)
+        torch.testing.assert_close(model.loss(plain, se, labels), weighted)
     model.hparams.head_weights = (1.0, 1.0)
 
 
