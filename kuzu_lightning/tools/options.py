@@ -85,8 +85,8 @@ def add_adaptation_options(parser: argparse.ArgumentParser) -> None:
     """``--adapt`` and ``--adapt_steps``, ``--adapt_confidence``, ``--adapt_lr``, ``--adapt_batch_size``,
     ``--adapt_batchnorm`` / ``--no-adapt_batchnorm`` (defaults: :class:`AdaptationSettings`)."""
     parser.add_argument("--adapt", action="store_true",
-                        help="adapt the classifiers to each book on its own pages first (self-training), keeping the "
-                             "adapted checkpoints beside the book's outputs")
+                        help="adapt the classifiers to each book on its own pages first (AdaBN; with --adapt_steps, "
+                             "self-training too), keeping the adapted checkpoints beside the book's outputs")
     for field in fields(AdaptationSettings):
         if field.name not in ADAPTATION_HELP:
             continue
