@@ -215,13 +215,13 @@ def adapt_classifiers(sources: Sequence[str | Path], crops: Sequence[torch.Tenso
     """The classifiers of checkpoints ``sources`` adapted to one book (steps 2 and 3 of the module docstring), in eval
     mode on the CPU, and the counts (``crops``, ``confident``, ``steps`` run). ``crops``: the book's characters as each
     classifier cuts them (``N x 3 x S x S`` ``uint8``), read by the recognizer as ``labels`` with ``probabilities``;
-    with ``batchnorm``, the classifiers with their re-estimated statistics read them again (the teacher).
+    with ``batchnorm`` and ``steps``, the classifiers with their re-estimated statistics read them again (the teacher).
     ``trainer_options``: the fine-tuning ``L.Trainer``'s (``accelerator``, ``precision``...)."""
     models = [load_trained(CharClassifier, source)[0] for source in sources]
     if settings.batchnorm:
         for model, model_crops in zip(models, crops):
             reestimate_batchnorm(model.network, model_crops)
-        if len(labels):
+        if settings.steps and len(labels):  # the teacher's readings serve the fine-tuning alone
             labels, probabilities = teacher_readings(models, crops)
     keep = probabilities >= settings.confidence
     if models[0].unk_index is not None:
@@ -267,22 +267,23 @@ def adapt_book(recognizer: L.LightningModule, book: str, pages: Sequence[Page], 
 
 def adapt_books(recognizer: L.LightningModule, pages: Sequence[Page], todo: Sequence[Page], out: Path,
                 settings: AdaptationSettings, trainer_options: dict | None = None,
-                num_workers: int = 2) -> tuple[list[Page], AdaptedWeights]:
+                num_workers: int = 2) -> tuple[list[Page], AdaptedWeights, dict[str, dict]]:
     """Adapt ``recognizer``'s classifiers to each book of the pages ``todo`` on all its ``pages`` (a collection's,
     each with its ``image_path``; its ``image_id`` says its book, :func:`book_of`), or reuse what an earlier run adapted,
-    under ``out`` (:func:`adapted_paths`). Returns ``todo`` ordered by book, and the callback that loads each book's
-    classifiers before its pages are read."""
+    under ``out`` (:func:`adapted_paths`). Returns ``todo`` ordered by book, the callback that loads each book's
+    classifiers before its pages are read, and what :func:`adapt_book` did for each book."""
     books: dict[str, list[Page]] = {}
     for page in pages:
         books.setdefault(book_of(page.image_id), []).append(page)
     wanted = sorted({book_of(page.image_id) for page in todo})
     checkpoints = {book: adapted_paths(Path(out), book, len(recognizer.classifiers)) for book in wanted}
+    done = {}
     for n, book in enumerate(wanted, 1):
         log.info("adapting to book %s (%d of %d, %d pages)", book, n, len(wanted), len(books[book]))
-        adapt_book(recognizer, book, books[book], checkpoints[book], settings,
-                   {**(trainer_options or {}), "devices": 1}, num_workers)
+        done[book] = adapt_book(recognizer, book, books[book], checkpoints[book], settings,
+                                {**(trainer_options or {}), "devices": 1}, num_workers)
     todo = sorted(todo, key=lambda page: book_of(page.image_id))
-    return todo, AdaptedWeights(checkpoints, {page.image_id: book_of(page.image_id) for page in todo})
+    return todo, AdaptedWeights(checkpoints, {page.image_id: book_of(page.image_id) for page in todo}), done
 
 
 class AdaptedWeights(L.Callback):

@@ -37,4 +37,5 @@ class AdaptationSettings:
             raise ValueError(f"adaptation settings out of range: {wrong}")
 
 
-SETTING_NAMES = tuple(field.name for field in fields(AdaptationSettings))
+SETTING_TYPES = {field.name: {"int": int, "float": float, "bool": bool}[field.type] for field in fields(AdaptationSettings)}
+"""Each setting's type, for the command lines that read them."""

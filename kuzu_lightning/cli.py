@@ -33,14 +33,13 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from dataclasses import fields
 from pathlib import Path
 
 from jsonargparse import Namespace
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
-from kuzu_lightning.adaptation_settings import AdaptationSettings
+from kuzu_lightning.adaptation_settings import SETTING_TYPES
 from kuzu_lightning.models.checkpoints import (
     SIGNATURES,
     checkpoint_model,
@@ -50,7 +49,7 @@ from kuzu_lightning.models.checkpoints import (
 )
 from kuzu_lightning.random_states import RandomStates
 from kuzu_lightning.thresholds import load_yaml, thresholds_in
-from kuzu_lightning.tools.options import ADAPTATION_HELP
+from kuzu_lightning.tools.options import ADAPTATION_HELP, checked_adaptation
 from kuzu_lightning.writer import PageWriter, check_writable, parse_formats
 
 log = logging.getLogger(__name__)
@@ -244,9 +243,8 @@ class RecognizeCLI(ProjectCLI):
                             help="predict: adapt the classifiers to each book (the Kaggle book id) on its test pages "
                                  "first; the adapted checkpoints are kept in --out, one folder per book")
         for name, text in ADAPTATION_HELP.items():
-            kind = {field.name: field.type for field in fields(AdaptationSettings)}[name]
-            parser.add_argument(f"--adapt_{name}", type={"int": int, "float": float, "bool": bool}[kind] | None,
-                                default=None, help=f"predict --adapt: {text}")
+            parser.add_argument(f"--adapt_{name}", type=SETTING_TYPES[name] | None, default=None,
+                                help=f"predict --adapt: {text}")
 
     def before_instantiate_classes(self) -> None:
         """Page scale and split as the detector was validated with, unless the config or command line set them."""
@@ -287,18 +285,15 @@ class RecognizeCLI(ProjectCLI):
         book by book, each with its book's adapted classifiers."""
         from kuzu_lightning.adaptation import adapt_books
 
-        try:
-            settings = AdaptationSettings(**{name: config[f"adapt_{name}"] for name in ADAPTATION_HELP
-                                             if config[f"adapt_{name}"] is not None})
-        except ValueError as error:
-            raise SystemExit(f"error: {error}") from None
+        settings = checked_adaptation({name: config[f"adapt_{name}"] for name in ADAPTATION_HELP
+                                       if config[f"adapt_{name}"] is not None})
         if self.trainer.world_size > 1 or self.datamodule.hparams.eval_batch_size != 1:
             raise SystemExit("error: --adapt reads one page a batch on one device (--data.eval_batch_size 1, "
                              "--trainer.devices 1)")
         self.datamodule.prepare_data()
         pages = self.datamodule.predict_pages()
         trainer = config.trainer
-        ordered, weights = adapt_books(self.model, pages, pages, Path(config.out), settings,
+        ordered, weights, _ = adapt_books(self.model, pages, pages, Path(config.out), settings,
                                        {"accelerator": trainer.accelerator, "precision": trainer.precision},
                                        self.datamodule.hparams.num_workers)
         self.datamodule.scans = ordered

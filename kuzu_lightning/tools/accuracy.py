@@ -177,20 +177,16 @@ def adapted_scores(recognizer, pages: Sequence[Page], adaptation) -> dict:
     """:func:`recognizer_scores` (KMNIST left out) after each book of known classes is adapted on its ``pages``'
     scans with the :class:`~kuzu_lightning.adaptation_settings.AdaptationSettings` ``adaptation``, and what adapting
     each book did (``adaptation``: pages, characters, confident ones, steps, seconds)."""
-    from kuzu_lightning.adaptation import AdaptedWeights, adapt_book, adapted_paths
+    from kuzu_lightning.adaptation import adapt_books
 
+    scans = [Page(page.image_id, image_path=page.image_path) for page in classes_known(pages)]
     with tempfile.TemporaryDirectory() as folder:
-        checkpoints, done = {}, {}
-        for book in sorted({page.book for page in classes_known(pages)}):
-            scans = [Page(page.image_id, image_path=page.image_path) for page in pages if page.book == book]
-            checkpoints[book] = adapted_paths(Path(folder), book, len(recognizer.classifiers))
-            done[book] = adapt_book(recognizer, book, scans, checkpoints[book], adaptation,
-                                    {"accelerator": "cpu", "devices": 1}, num_workers=0)
-        weights = AdaptedWeights(checkpoints)
+        _, weights, done = adapt_books(recognizer, scans, scans, Path(folder), adaptation, {"accelerator": "cpu"},
+                                       num_workers=0)
 
         def before_page(page: Page) -> None:
-            if page.book in checkpoints:
-                weights.load(recognizer, page.book)
+            if page.image_id in weights.books:
+                weights.load(recognizer, weights.books[page.image_id])
 
         return {**recognizer_scores(recognizer, pages, None, before_page), "adaptation": done}
 

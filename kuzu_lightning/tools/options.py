@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from kuzu_lightning.adaptation_settings import AdaptationSettings
+from kuzu_lightning.adaptation_settings import SETTING_TYPES, AdaptationSettings
 
 
 def crop_views(shifts: list[float] | None, scales: list[float] | None) -> tuple[tuple[float, float, float], ...] | None:
@@ -82,8 +82,8 @@ ADAPTATION_HELP = {
 
 
 def add_adaptation_options(parser: argparse.ArgumentParser) -> None:
-    """``--adapt`` and ``--adapt_steps``, ``--adapt_confidence``, ``--adapt_lr``, ``--adapt_batch_size``,
-    ``--adapt_batchnorm`` / ``--no-adapt_batchnorm`` (defaults: :class:`AdaptationSettings`)."""
+    """``--adapt`` and ``--adapt_steps``, ``--adapt_epochs``, ``--adapt_confidence``, ``--adapt_lr``,
+    ``--adapt_batch_size``, ``--adapt_batchnorm`` / ``--no-adapt_batchnorm`` (defaults: :class:`AdaptationSettings`)."""
     parser.add_argument("--adapt", action="store_true",
                         help="adapt the classifiers to each book on its own pages first (AdaBN; with --adapt_steps, "
                              "self-training too), keeping the adapted checkpoints beside the book's outputs")
@@ -91,11 +91,11 @@ def add_adaptation_options(parser: argparse.ArgumentParser) -> None:
         if field.name not in ADAPTATION_HELP:
             continue
         text = f"{ADAPTATION_HELP[field.name]} (default {field.default})"
-        if field.type == "bool":
+        if SETTING_TYPES[field.name] is bool:
             parser.add_argument(f"--adapt_{field.name}", action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            convert = {"int": int, "float": float}[field.type]
-            parser.add_argument(f"--adapt_{field.name}", type=convert, metavar=field.name.upper(), help=text)
+            parser.add_argument(f"--adapt_{field.name}", type=SETTING_TYPES[field.name], metavar=field.name.upper(),
+                                help=text)
 
 
 def adaptation_settings(args: argparse.Namespace) -> AdaptationSettings | None:
@@ -107,6 +107,12 @@ def adaptation_settings(args: argparse.Namespace) -> AdaptationSettings | None:
         if given:
             raise SystemExit(f"error: --adapt_{next(iter(given))} needs --adapt")
         return None
+    return checked_adaptation(given)
+
+
+def checked_adaptation(given: dict) -> AdaptationSettings:
+    """The :class:`AdaptationSettings` of the settings ``given`` (the others at their defaults); ``SystemExit`` naming
+    a setting out of range."""
     try:
         return AdaptationSettings(**given)
     except ValueError as error:

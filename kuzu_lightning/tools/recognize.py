@@ -25,10 +25,11 @@ Lightning's DDP, each process recognising and writing every n-th page of the sam
 
 **Book adaptation** (``--adapt``, on one device): the pages are grouped into books
 (:func:`~kuzu_lightning.adaptation.book_of`: the book id in a Kaggle or CODH page name, else the page's folder); before
-a book's pages are recognised, the classifiers are fine-tuned on the confident readings of all its pages
-(:mod:`kuzu_lightning.adaptation`; ``--adapt_steps``, ``--adapt_confidence``, ``--adapt_lr``, ``--adapt_batch_size``,
-``--no-adapt_batchnorm``) and kept as ``DIR/BOOK/adapted-classifier-I.ckpt``, which a resumed run, or a later run on
-more pages of the book, reuses while the classifier checkpoints and the settings stay the same.
+a book's pages are recognised, the classifiers adapt to all its pages (:mod:`kuzu_lightning.adaptation`: AdaBN, and with
+``--adapt_steps`` self-training on their confident readings; ``--adapt_epochs``, ``--adapt_confidence``, ``--adapt_lr``,
+``--adapt_batch_size``, ``--no-adapt_batchnorm``) and are kept as ``DIR/BOOK/adapted-classifier-I.ckpt``, which a
+resumed run, or a later run on more pages of the book, reuses while the classifier checkpoints and the settings stay
+the same.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def run(args: argparse.Namespace) -> dict | None:
         from kuzu_lightning.adaptation import adapt_books
 
         scans = [Page(key, image_path=path) for key, path in collection.pages]
-        todo, adapted = adapt_books(recognizer, scans, todo, args.out, adaptation,
+        todo, adapted, _ = adapt_books(recognizer, scans, todo, args.out, adaptation,
                                     {"accelerator": args.accelerator, "precision": args.precision}, args.num_workers)
         callbacks.append(adapted)
     trainer = L.Trainer(accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
