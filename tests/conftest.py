@@ -6,6 +6,7 @@ it skip when it is absent.
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,22 @@ def pytest_collection_modifyitems(config, items):
 def synthetic_dir(tmp_path_factory) -> Path:
     """Nine train pages from three books and three test pages, 640 px high (generated once)."""
     return generate(tmp_path_factory.mktemp("synthetic"), pages=9, test_pages=3, seed=0, height=640)
+
+
+@pytest.fixture(scope="module")
+def module_dir(request, tmp_path_factory):
+    """``module_dir(name)`` makes a new empty folder for a module-scoped fixture. All of a module's are removed
+    once its tests are done, so that the suite's disk use peaks at one module's (a few GB at most), not at the
+    sum of all; each test's own ``tmp_path`` is removed when it passes (``tmp_path_retention_policy``)."""
+    root = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+
+    def make(name: str) -> Path:
+        folder = root / name
+        folder.mkdir()
+        return folder
+
+    yield make
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -100,9 +100,9 @@ def test_sampling_weights_for_the_long_tail():
 
 
 @pytest.fixture(scope="module")
-def datamodule(synthetic_dir, tmp_path_factory):
+def datamodule(synthetic_dir, module_dir):
     module = CharDataModule(str(synthetic_dir), input_size=32, batch_size=8, val_pages_per_batch=2, num_workers=0,
-                            n_folds=3, unk_per_page=4, cache_dir=str(tmp_path_factory.mktemp("cache")))
+                            n_folds=3, unk_per_page=4, cache_dir=str(module_dir("cache")))
     module.prepare_data()
     module.setup("fit")
     return module

@@ -20,8 +20,8 @@ EASY = "あいうえおかきく"  # eight classes, printed (IPAexGothic) in eve
 
 
 @pytest.fixture(scope="module")
-def easy_dir(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("easy"), pages=12, test_pages=1, seed=1, height=512, vocabulary=EASY,
+def easy_dir(module_dir):
+    return generate(module_dir("easy"), pages=12, test_pages=1, seed=1, height=512, vocabulary=EASY,
                     styles=["gothic"])
 
 
@@ -35,10 +35,10 @@ def cli(subcommand: str, data_dir: Path, *overrides: str) -> TrainCLI:
 
 
 @pytest.fixture(scope="module")
-def trained(easy_dir, tmp_path_factory):
+def trained(easy_dir, module_dir):
     """Four epochs on the easy set with the CSV logger, run from a scratch folder; on true boxes (the box jitter,
     which makes these few epochs learn more slowly, has its own tests in test_chars.py and runs in test_demo.py)."""
-    workdir = tmp_path_factory.mktemp("run")
+    workdir = module_dir("run")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
         run = cli("fit", easy_dir, "--trainer.max_epochs", "4", "--model.warmup_steps", "10", "--data.box_jitter", "null",

@@ -28,10 +28,10 @@ SMALL = [  # small crops for a CPU test
 
 
 @pytest.fixture(scope="module")
-def pages_dir(tmp_path_factory):
+def pages_dir(module_dir):
     """Nine pages of three books, 1024 px high, and one test page, printed (IPAexGothic): a few CPU
     steps learn them, as they cannot learn brush hands they have not seen in another book."""
-    return generate(tmp_path_factory.mktemp("pages"), pages=9, test_pages=1, seed=3, height=1024, styles=["gothic"])
+    return generate(module_dir("pages"), pages=9, test_pages=1, seed=3, height=1024, styles=["gothic"])
 
 
 def cli(subcommand: str, data_dir: Path, *overrides: str) -> TrainCLI:
@@ -43,9 +43,9 @@ def csv_logger(workdir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def trained(pages_dir, tmp_path_factory):
+def trained(pages_dir, module_dir):
     """A short training on the synthetic pages with the CSV logger, run from a scratch folder."""
-    workdir = tmp_path_factory.mktemp("run")
+    workdir = module_dir("run")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
         run = cli("fit", pages_dir, "--trainer.max_epochs", "4", "--trainer.check_val_every_n_epoch", "4",

@@ -66,13 +66,13 @@ def page_batch(synthetic_dir):
 
 
 @pytest.fixture(scope="module")
-def other_classifier(checkpoints, tmp_path_factory):
+def other_classifier(checkpoints, module_dir):
     """A second classifier checkpoint: the fixture's with its weights perturbed (another model, one class table)."""
     checkpoint = torch.load(checkpoints[1], weights_only=True)
     generator = torch.Generator().manual_seed(0)
     checkpoint["state_dict"] = {key: value + 0.05 * torch.randn(value.shape, generator=generator)
                                 if value.is_floating_point() else value for key, value in checkpoint["state_dict"].items()}
-    path = tmp_path_factory.mktemp("other") / "classifier.ckpt"
+    path = module_dir("other") / "classifier.ckpt"
     torch.save(checkpoint, path)
     return path
 

@@ -14,12 +14,12 @@ from kuzu_lightning.tools.kuzu import run
 
 
 @pytest.fixture(scope="module")
-def fold_models(checkpoints, tmp_path_factory):
+def fold_models(checkpoints, module_dir):
     """The fixture detector (fold 0 of 3) and the same weights recorded as the fold-1 model."""
     detector, _ = checkpoints
     state = torch.load(detector, map_location="cpu", weights_only=True)
     state["datamodule_hyper_parameters"]["fold"] = 1
-    fold1 = tmp_path_factory.mktemp("fold1") / "detector-fold1.ckpt"
+    fold1 = module_dir("fold1") / "detector-fold1.ckpt"
     torch.save(state, fold1)
     return str(detector), str(fold1)
 

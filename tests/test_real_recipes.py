@@ -36,10 +36,10 @@ CPU = ["--accelerator", "cpu", "--precision", "bf16-mixed", "--num_workers", "1"
 
 
 @pytest.fixture(scope="module")
-def real_size_pages(tmp_path_factory) -> Path:
+def real_size_pages(module_dir) -> Path:
     """Five training pages of five books and one test page, 3900 px high as real scans, drawn from every class the
     fonts have (4,643), with a class table of the Kaggle table's size: those classes and 138 more no page draws."""
-    folder = generate(tmp_path_factory.mktemp("real_size"), pages=5, test_pages=1, books=5, seed=2, height=3900,
+    folder = generate(module_dir("real_size"), pages=5, test_pages=1, books=5, seed=2, height=3900,
                       vocabulary=full_vocabulary())
     drawn = set(full_vocabulary())
     unused = [chr(c) for c in range(0x4E00, 0x9FFF) if chr(c) not in drawn][:KAGGLE_CLASSES - len(drawn)]
@@ -69,9 +69,9 @@ def calibrated_resnet152(pages: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def imagenet_files(real_size_pages, tmp_path_factory) -> dict[str, Path]:
+def imagenet_files(real_size_pages, module_dir) -> dict[str, Path]:
     """Backbone weights files as the offline way reads them (untrained weights: nothing can be downloaded here)."""
-    folder = tmp_path_factory.mktemp("weights")
+    folder = module_dir("weights")
     torch.manual_seed(0)
     torch.save(calibrated_resnet152(real_size_pages), folder / "resnet152.pth")
     torch.save(timm.create_model("legacy_xception", num_classes=0, global_pool="").state_dict(),
@@ -80,8 +80,8 @@ def imagenet_files(real_size_pages, tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("kaggle_user")
+def workdir(module_dir):
+    folder = module_dir("kaggle_user")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)
         patch.setenv("WANDB_MODE", "offline")

@@ -26,10 +26,10 @@ PAGES = ["book1/001", "book2/001.jpg", "book2/001.png", "book2/broken", "book2/d
 
 
 @pytest.fixture(scope="module")
-def scans(synthetic_dir, tmp_path_factory) -> Path:
+def scans(synthetic_dir, module_dir) -> Path:
     """A folder tree: equal file names in two folders, a JPEG and a PNG of the same name, a TIFF, a corrupt JPEG
     and a file that is not an image."""
-    root = tmp_path_factory.mktemp("scans") / "scans"
+    root = module_dir("scans") / "scans"
     sources = sorted((synthetic_dir / "train_images").glob("*.jpg"))
     for name, source in zip(["book1/001.jpg", "book2/001.jpg", "book3/003.jpg", "book3/004.jpg", "book3/005.jpg"],
                             sources):
@@ -66,8 +66,8 @@ def outputs(out: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def recognized(checkpoints, scans, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("transcribed")
+def recognized(checkpoints, scans, module_dir) -> Path:
+    out = module_dir("transcribed")
     recognize(checkpoints, [str(scans)], out, "--csv", str(out / "submission.csv"), "--formats", "json,txt,png")
     return out
 

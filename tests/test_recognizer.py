@@ -43,8 +43,8 @@ def recognizer(checkpoints):
 
 
 @pytest.fixture(scope="module")
-def data_with_a_corrupt_page(synthetic_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("data") / "kaggle"
+def data_with_a_corrupt_page(synthetic_dir, module_dir):
+    data_dir = module_dir("data") / "kaggle"
     shutil.copytree(synthetic_dir, data_dir, ignore=shutil.ignore_patterns("cache"))
     corrupt_id = read_sample_submission(data_dir / "sample_submission.csv")[1]
     path = data_dir / "test_images" / f"{corrupt_id}.jpg"
@@ -60,9 +60,9 @@ def predict_args(data_dir: Path, checkpoints, out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def predicted(data_with_a_corrupt_page, checkpoints, tmp_path_factory):
+def predicted(data_with_a_corrupt_page, checkpoints, module_dir):
     data_dir, corrupt_id = data_with_a_corrupt_page
-    out = tmp_path_factory.mktemp("predicted")
+    out = module_dir("predicted")
     logged = out / "log.txt"
     with open(logged, "w") as stderr:
         run = subprocess.run([sys.executable, "predict.py", *predict_args(data_dir, checkpoints, out)], cwd=ROOT,

@@ -35,8 +35,8 @@ SMALL = {
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("resume_data"), pages=9, test_pages=1, seed=5, height=640)
+def data_dir(module_dir):
+    return generate(module_dir("resume_data"), pages=9, test_pages=1, seed=5, height=640)
 
 
 def train(model: str, data_dir: Path, root: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -69,10 +69,10 @@ def last(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(data_dir, tmp_path_factory):
+def uninterrupted(data_dir, module_dir):
     runs = {}
     for model in SMALL:
-        root = tmp_path_factory.mktemp(f"{model}_whole") / "run"
+        root = module_dir(f"{model}_whole") / "run"
         run = train(model, data_dir, root)
         assert run.returncode == 0, run.stdout[-3000:]
         runs[model] = last(root)

@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory) -> tuple[Path, list[str], list[str], list[str]]:
+def hostile(module_dir) -> tuple[Path, list[str], list[str], list[str]]:
     """The collection: its folder, the inputs to name, the good pages' keys, and the bad inputs as the summary names
     them (the pages that cannot be decoded get outputs with their reason; the other bad inputs are no pages)."""
-    root = tmp_path_factory.mktemp("soak")
+    root = module_dir("soak")
     generated = generate(root / "generated", pages=40, test_pages=0, books=4, seed=7, height=400)
     scans = root / "scans"
     good = []
@@ -75,14 +75,14 @@ def bomb_png() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def few_detections(checkpoints, synthetic_dir, tmp_path_factory) -> tuple[Path, Path]:
+def few_detections(checkpoints, synthetic_dir, module_dir) -> tuple[Path, Path]:
     """The fixture's classifier, and a detector like the fixture's that keeps its 20 best boxes a page: hundreds of
     pages in a few minutes of two cores."""
     import lightning as L
 
     from kuzu_lightning import CharDetector, PageDataModule
 
-    root = tmp_path_factory.mktemp("few_detections")
+    root = module_dir("few_detections")
     L.seed_everything(0)
     pages = PageDataModule(synthetic_dir, train_longest_side=640, crop_heights=(200, 240), crop_size=(192, 240),
                            eval_longest_side=512, batch_size=2, num_workers=0, n_folds=3, cache_dir=root / "cache")
