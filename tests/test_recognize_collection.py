@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from kuzu_lightning.collection import find_collection
+from kuzu_lightning.data.pseudo_labels import read_pseudo_labels
 from kuzu_lightning.tools.recognize import exit_status
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +106,21 @@ def test_every_page_gets_its_json_text_and_picture_mirroring_the_tree(recognized
     assert submission["image_id"].tolist() == PAGES
     characters = [len(json.loads((out / f"{key}.json").read_text())["characters"]) for key in PAGES]
     assert [len(labels.split()) // 3 for labels in submission["labels"]] == characters
+
+
+def test_what_a_run_read_trains_again_as_pseudo_labelled_pages(recognized, scans):
+    pages = {page.image_id: page for page in read_pseudo_labels(recognized, 0.0)}
+    assert sorted(pages) == sorted(set(PAGES) - {"book2/broken"})  # the page that failed is skipped
+    for key, page in pages.items():
+        read = json.loads((recognized / f"{key}.json").read_text(encoding="utf-8"))
+        assert page.image_path == Path(read["source"]["path"]) and page.image_path.is_relative_to(scans)
+        assert page.codes == [char["code"] for char in read["characters"]]
+        np.testing.assert_array_equal(page.boxes, np.array([char["box"] for char in read["characters"]], np.float32))
+    probabilities = sorted(char["probability"] for key in pages for char in
+                           json.loads((recognized / f"{key}.json").read_text(encoding="utf-8"))["characters"])
+    median = probabilities[len(probabilities) // 2]
+    confident = read_pseudo_labels(recognized, median)
+    assert sum(map(len, confident)) == sum(p >= median for p in probabilities)
 
 
 @pytest.mark.slow

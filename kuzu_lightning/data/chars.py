@@ -1,7 +1,8 @@
 """Character crops for the classifier: ``CharCropDataset``, ``CharsByPageDataset``, ``CharDataModule``.
 
 Crops come from a :class:`~kuzu_lightning.data.crop_cache.CropCache`: every page is decoded once,
-ever, for all its crops. Training draws single crops (shuffled, or class-balanced); validation,
+ever, for all its crops. Pseudo-labelled pages (:mod:`~kuzu_lightning.data.pseudo_labels`) have a cache of
+their own, and train beside the labelled ones. Training draws single crops (shuffled, or class-balanced); validation,
 test and prediction take whole pages, so that the competition F1 can be computed page by page,
 exactly, also when pages are spread over several processes.
 
@@ -14,6 +15,7 @@ original-scan pixels), ``page`` (index of each crop's page within the batch), ``
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -27,7 +29,8 @@ from kuzu_lightning.data.detected_boxes import read_detected_boxes
 from kuzu_lightning.data.draws import ResumableDataModule, seeded
 from kuzu_lightning.data.kaggle import Page, load_train_split
 from kuzu_lightning.data.loaders import evaluation_options, worker_options
-from kuzu_lightning.data.transforms import char_train_transform
+from kuzu_lightning.data.pseudo_labels import read_pseudo_labels
+from kuzu_lightning.data.transforms import char_strong_transform, char_train_transform
 from kuzu_lightning.data.vocabulary import UNK, Vocabulary
 from kuzu_lightning.geometry import CROP_MARGIN, CROP_SIZE
 from kuzu_lightning.synthetic.generator import ensure_dataset, synthetic_class_table
@@ -72,6 +75,24 @@ class CharCropDataset(Dataset):
         if self.transform is not None:
             crop = self.transform(image=crop)["image"]
         return {"images": _to_tensor(crop[None])[0], "labels": int(self.labels[row])}
+
+
+class ConcatCrops(Dataset):
+    """Crop datasets one after the other as one, keyed as :class:`CharCropDataset` (an index, or an index and
+    an augmentation seed)."""
+
+    def __init__(self, parts: list[Dataset]):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(part) for part in parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        part = int(np.searchsorted(self.starts, index, side="right")) - 1
+        local = int(index - self.starts[part])
+        return self.parts[part][local if seed is None else (local, seed)]
 
 
 class CharsByPageDataset(Dataset):
@@ -120,6 +141,12 @@ def sampling_weights(labels: np.ndarray, class_balance: float = 0.0, min_count: 
     return (quota / counts)[inverse], int(round(quota.sum()))
 
 
+def with_share(weights: np.ndarray, part: np.ndarray, share: float) -> np.ndarray:
+    """``weights`` rescaled so that the items where ``part`` is True take ``share`` of all draws, and the others
+    the rest (within each side, in proportion to ``weights``)."""
+    return np.where(part, share / weights[part].sum(), (1 - share) / weights[~part].sum()) * weights
+
+
 class CharDataModule(ResumableDataModule):
     """Character crops of a Kaggle-layout folder, split book-wise.
 
@@ -145,6 +172,13 @@ class CharDataModule(ResumableDataModule):
             true box it matches at IoU 0.5 or more, else ``unk`` (which it adds to the vocabulary).
         detected_share: the share of training draws that are detected-box crops (the rest: true boxes and
             ``unk_per_page`` crops, in their natural proportion); class balance applies within each part.
+        pseudo_labels: a ``kuzu recognize`` output folder of unlabelled scans (:mod:`~kuzu_lightning.data.pseudo_labels`):
+            the characters it read with a class probability of ``pseudo_confidence`` or more train too, as
+            read, under the strong augmentation of self-training
+            (:func:`~kuzu_lightning.data.transforms.char_strong_transform`); code points outside the class
+            table are dropped with a warning. Validation stays on the labelled books.
+        pseudo_share: the share of training draws that are pseudo-labelled crops; the labelled crops keep
+            their draws per epoch (the epoch grows by ``1 / (1 - pseudo_share)``).
         cache_dir: where crop caches live (default ``data_dir/cache``).
         synthetic_pages: if > 0 and ``data_dir`` has no ``train.csv``, ``prepare_data`` generates that many
             synthetic pages there (:func:`~kuzu_lightning.synthetic.generator.ensure_dataset`); the class table is
@@ -159,19 +193,24 @@ class CharDataModule(ResumableDataModule):
                  val_books: list[str] | None = None, class_balance: float = 0.0, min_count: int = 0,
                  unk_per_page: int = 0, augment: bool = True, cache_dir: str | None = None, synthetic_pages: int = 0,
                  seed: int = 0, max_pixels: int | None = None, box_jitter: dict[str, float] | None = None,
-                 detected_boxes: str | None = None, detected_share: float = 0.5):
+                 detected_boxes: str | None = None, detected_share: float = 0.5, pseudo_labels: str | None = None,
+                 pseudo_confidence: float = 0.9, pseudo_share: float = 0.3):
         super().__init__()
         self.save_hyperparameters()
         # Paths recorded as text, so that checkpoints load with weights_only=True.
         self.hparams.update(data_dir=str(data_dir), cache_dir=str(cache_dir) if cache_dir else None,
-                            detected_boxes=str(detected_boxes) if detected_boxes else None)
+                            detected_boxes=str(detected_boxes) if detected_boxes else None,
+                            pseudo_labels=str(pseudo_labels) if pseudo_labels else None)
         if not 0 <= detected_share <= 1:
             raise ValueError(f"detected_share must be between 0 and 1, not {detected_share}")
+        if not 0 <= pseudo_share < 1:
+            raise ValueError(f"pseudo_share must be at least 0 and less than 1, not {pseudo_share}")
         self.data_dir = Path(data_dir)
         self.jitter = BoxJitter.from_budget(box_jitter) if box_jitter else None
         self.spec = CropSpec(input_size, margin, unk_per_page, max_pixels, JITTER_CONTEXT if self.jitter else 1.0)
         self.cache_dir = Path(cache_dir) if cache_dir else self.data_dir / "cache"
         self.cache: CropCache | None = None
+        self.pseudo_cache: CropCache | None = None
 
     @cached_property
     def vocabulary(self) -> Vocabulary:
@@ -201,6 +240,15 @@ class CharDataModule(ResumableDataModule):
                         if page.image_id in self.detections}
         return CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers, detected)
 
+    def _pseudo_cache(self) -> CropCache | None:
+        """The crops of the ``pseudo_labels`` pages (none drawn as ``unk``: those pages are labelled in part)."""
+        hp = self.hparams
+        if not hp.pseudo_labels:
+            return None
+        pages = self.vocabulary.check(read_pseudo_labels(hp.pseudo_labels, hp.pseudo_confidence), on_unknown="drop")
+        return CropCache.ensure([page for page in pages if len(page)], replace(self.spec, unk_per_page=0),
+                                self.cache_dir, hp.num_workers)
+
     @cached_property
     def detections(self) -> dict[str, np.ndarray] | None:
         """The ``detected_boxes`` file's boxes by page (read once), or None without one."""
@@ -214,6 +262,7 @@ class CharDataModule(ResumableDataModule):
         if self.hparams.synthetic_pages > 0:  # on one process per node, before any reads (Lightning's promise)
             ensure_dataset(self.data_dir, pages=self.hparams.synthetic_pages, seed=self.hparams.seed)
         self._cache(*self._split())
+        self._pseudo_cache()
 
     def setup(self, stage: str | None = None) -> None:
         if self.cache is not None:
@@ -227,6 +276,10 @@ class CharDataModule(ResumableDataModule):
         self.train_rows = np.flatnonzero(np.isin(self.cache.page, train_ids))
         log.info("%d training crops from %d pages, %d validation pages (%d classes)",
                  len(self.train_rows), len(train_ids), len(self.val_cache_pages), len(self.vocabulary))
+        self.pseudo_cache = self._pseudo_cache()
+        if self.pseudo_cache is not None:
+            log.info("%d pseudo-labelled training crops from %d pages", len(self.pseudo_cache),
+                     len(self.pseudo_cache.image_ids))
         if stage in ("fit", None) and not len(self.train_rows):
             raise ValueError(f"{self.data_dir / 'train.csv'}: its training pages hold no character crop to train on "
                              f"({len(train_pages)} page(s) of the training books could be read; see the log above)")
@@ -240,12 +293,26 @@ class CharDataModule(ResumableDataModule):
                                                self.hparams.min_count)
         detected = self.cache.kind[self.train_rows] == DETECTED
         if detected.any() and not detected.all():
-            weights = np.ones(len(detected)) if weights is None else weights
-            share = self.hparams.detected_share
-            weights = np.where(detected, share / weights[detected].sum(), (1 - share) / weights[~detected].sum()) * weights
+            weights = with_share(np.ones(len(detected)) if weights is None else weights, detected,
+                                 self.hparams.detected_share)
+        if self.pseudo_cache is not None and len(self.pseudo_cache):
+            dataset, weights, length = self._with_pseudo_labels(dataset, weights, length)
         draws = self.training_draws(len(dataset), weights, length)
         return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=draws, drop_last=True,
                           **worker_options(self.hparams.num_workers))
+
+    def _with_pseudo_labels(self, labelled: CharCropDataset, weights: np.ndarray | None,
+                            length: int | None) -> tuple[ConcatCrops, np.ndarray, int]:
+        """The labelled crops and the pseudo-labelled ones as one training set, with their draws' weights and
+        the epoch's length (see ``pseudo_share``)."""
+        hp = self.hparams
+        labels = self.vocabulary.indices(self.pseudo_cache.codes.tolist())
+        pseudo = CharCropDataset(self.pseudo_cache, np.arange(len(labels)), labels,
+                                 char_strong_transform() if hp.augment else None)
+        pseudo_weights, _ = sampling_weights(labels, hp.class_balance)
+        weights = np.concatenate([np.ones(len(labelled)) if weights is None else weights, pseudo_weights])
+        weights = with_share(weights, np.arange(len(weights)) >= len(labelled), hp.pseudo_share)
+        return ConcatCrops([labelled, pseudo]), weights, round((length or len(labelled)) / (1 - hp.pseudo_share))
 
     def _pages_loader(self) -> DataLoader:
         return DataLoader(CharsByPageDataset(self.cache, self.val_cache_pages, self.labels),
