@@ -105,7 +105,10 @@ def test_a_json_that_is_no_page_or_no_page_at_all_is_a_clear_error(test_pages, t
 def mixed(synthetic_dir, read_folder, module_dir):
     module = CharDataModule(str(synthetic_dir), input_size=32, batch_size=8, num_workers=0, n_folds=3,
                             unk_per_page=4, cache_dir=str(module_dir("cache")), pseudo_labels=str(read_folder),
-                            pseudo_confidence=0.9, pseudo_share=0.25, class_balance=0.5)
+                            pseudo_confidence=0.9, pseudo_share=0.25, class_balance=0.5,
+                            box_jitter={f"{name}{part}": value for name in ("centre_dx", "centre_dy", "log_width",
+                                                                            "log_height")
+                                        for part, value in (("", 0.1), ("_mean", 0.0))})
     module.prepare_data()
     module.setup("fit")
     return module
@@ -113,6 +116,7 @@ def mixed(synthetic_dir, read_folder, module_dir):
 
 def test_pseudo_labelled_crops_are_cut_from_their_scans_with_no_unk(mixed, test_pages):
     cache = mixed.pseudo_cache
+    assert mixed.cache.pad > 0 and cache.pad == 0  # the labelled crops keep context for the jitter, these need none
     assert cache.codes.tolist() == [code for page in test_pages for code in page.codes[::2]]
     page = test_pages[1]
     row = cache.image_ids.index("book/1")

@@ -240,14 +240,19 @@ class CharDataModule(ResumableDataModule):
                         if page.image_id in self.detections}
         return CropCache.ensure(pages, self.spec, self.cache_dir, self.hparams.num_workers, detected)
 
+    @cached_property
+    def pseudo_pages(self) -> list[Page]:
+        """The ``pseudo_labels`` pages with their confident characters in the class table (read once)."""
+        pages = read_pseudo_labels(self.hparams.pseudo_labels, self.hparams.pseudo_confidence)
+        return [page for page in self.vocabulary.check(pages, on_unknown="drop") if len(page)]
+
     def _pseudo_cache(self) -> CropCache | None:
-        """The crops of the ``pseudo_labels`` pages (none drawn as ``unk``: those pages are labelled in part)."""
-        hp = self.hparams
-        if not hp.pseudo_labels:
+        """The crops of the ``pseudo_labels`` pages: none drawn as ``unk`` (those pages are labelled in part), and
+        no context kept (they train on their boxes as read, unjittered)."""
+        if not self.hparams.pseudo_labels:
             return None
-        pages = self.vocabulary.check(read_pseudo_labels(hp.pseudo_labels, hp.pseudo_confidence), on_unknown="drop")
-        return CropCache.ensure([page for page in pages if len(page)], replace(self.spec, unk_per_page=0),
-                                self.cache_dir, hp.num_workers)
+        return CropCache.ensure(self.pseudo_pages, replace(self.spec, unk_per_page=0, context=1.0), self.cache_dir,
+                                self.hparams.num_workers)
 
     @cached_property
     def detections(self) -> dict[str, np.ndarray] | None:
