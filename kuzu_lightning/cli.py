@@ -294,8 +294,8 @@ class RecognizeCLI(ProjectCLI):
         pages = self.datamodule.predict_pages()
         trainer = config.trainer
         ordered, weights, _ = adapt_books(self.model, pages, pages, Path(config.out), settings,
-                                       {"accelerator": trainer.accelerator, "precision": trainer.precision},
-                                       self.datamodule.hparams.num_workers)
+                                          {"accelerator": trainer.accelerator, "precision": trainer.precision},
+                                          self.datamodule.hparams.num_workers)
         self.datamodule.scans = ordered
         self.trainer.callbacks.append(weights)
 

@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -142,3 +143,17 @@ def test_a_classifier_trained_on_them_records_where_its_pseudo_labels_came_from(
     path = fit_and_save(CharClassifier(mixed.codes, "resnet18", warmup_steps=1), mixed, tmp_path / "c.ckpt", steps=3)
     data = torch.load(path, weights_only=True)["datamodule_hyper_parameters"]
     assert (data["pseudo_labels"], data["pseudo_confidence"], data["pseudo_share"]) == (str(read_folder), 0.9, 0.25)
+
+
+def test_only_training_reads_the_pseudo_labels(synthetic_dir, mixed, tmp_path):
+    def data() -> CharDataModule:
+        return CharDataModule(str(synthetic_dir), input_size=32, val_pages_per_batch=2, num_workers=0, n_folds=3,
+                              unk_per_page=4, cache_dir=mixed.hparams.cache_dir, pseudo_labels=str(tmp_path / "gone"))
+
+    validated = data()
+    trainer = L.Trainer(accelerator="cpu", limit_val_batches=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False)
+    trainer.validate(CharClassifier(validated.codes, "resnet18"), validated)
+    assert validated.cache is not None and validated.pseudo_cache is None
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        data().prepare_data()

@@ -247,9 +247,10 @@ class CharDataModule(ResumableDataModule):
         return [page for page in self.vocabulary.check(pages, on_unknown="drop") if len(page)]
 
     def _pseudo_cache(self) -> CropCache | None:
-        """The crops of the ``pseudo_labels`` pages: none drawn as ``unk`` (those pages are labelled in part), and
-        no context kept (they train on their boxes as read, unjittered)."""
-        if not self.hparams.pseudo_labels:
+        """The crops of the ``pseudo_labels`` pages when training (None otherwise): none drawn as ``unk`` (those
+        pages are labelled in part), and no context kept (they train on their boxes as read, unjittered)."""
+        fitting = self.trainer is None or self.trainer.state.fn == "fit"
+        if not self.hparams.pseudo_labels or not fitting:
             return None
         return CropCache.ensure(self.pseudo_pages, replace(self.spec, unk_per_page=0, context=1.0), self.cache_dir,
                                 self.hparams.num_workers)

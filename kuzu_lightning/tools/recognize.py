@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> dict | None:
 
         scans = [Page(key, image_path=path) for key, path in collection.pages]
         todo, adapted, _ = adapt_books(recognizer, scans, todo, args.out, adaptation,
-                                    {"accelerator": args.accelerator, "precision": args.precision}, args.num_workers)
+                                       {"accelerator": args.accelerator, "precision": args.precision}, args.num_workers)
         callbacks.append(adapted)
     trainer = L.Trainer(accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes,
                         strategy="ddp" if distributed else "auto", precision=args.precision, logger=False,
