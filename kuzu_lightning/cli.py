@@ -49,7 +49,7 @@ from kuzu_lightning.models.checkpoints import (
 )
 from kuzu_lightning.random_states import RandomStates
 from kuzu_lightning.thresholds import load_yaml, thresholds_in
-from kuzu_lightning.tools.options import ADAPTATION_HELP, checked_adaptation
+from kuzu_lightning.tools.options import ADAPTATION_HELP, FORMATS_HELP, checked_adaptation
 from kuzu_lightning.writer import PageWriter, check_writable, parse_formats
 
 log = logging.getLogger(__name__)
@@ -232,9 +232,7 @@ class RecognizeCLI(ProjectCLI):
         super().add_arguments_to_parser(parser)
         parser.add_argument("--out", default="outputs/pages",
                             help="predict: each page's files go here, {image_id}.json and the --formats asked for")
-        parser.add_argument("--formats", default="json,txt",
-                            help="predict: what to write per page, of json (always), txt (its text in reading order) "
-                                 "and png (the scan beside its transcription); comma-separated")
+        parser.add_argument("--formats", default="json,txt", help=f"predict: {FORMATS_HELP}")
         parser.add_argument("--csv", default="outputs/submission.csv", help="predict: the Kaggle submission CSV")
         parser.add_argument("--thresholds_out", default=None,
                             help="validate: write the best detection_threshold and min_confidence of the grid here, "

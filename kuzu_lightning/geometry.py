@@ -19,6 +19,7 @@ start fast.
 
 from __future__ import annotations
 
+import math
 import sys
 
 import numpy as np
@@ -68,6 +69,20 @@ def clip_boxes(boxes, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     clipped[:, 1::2] = boxes[:, 1::2].clip(0, height)
     keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
     return clipped, keep
+
+
+def pixel_box(box, width: int, height: int) -> tuple[int, int, int, int]:
+    """One xyxy box as whole pixels of a ``width`` x ``height`` page: ``x1 y1`` rounded down, ``x2 y2`` up, all clipped
+    to the page (``0..width``, ``0..height``)."""
+    x1, y1, x2, y2 = (float(value) for value in box)
+    return (min(max(math.floor(x1), 0), width), min(max(math.floor(y1), 0), height),
+            min(max(math.ceil(x2), 0), width), min(max(math.ceil(y2), 0), height))
+
+
+def enclosing_box(boxes) -> tuple:
+    """The smallest xyxy box around one or more xyxy ``boxes`` (in their frame and type)."""
+    boxes = list(boxes)
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
 def proper_boxes(boxes, width: int, height: int, min_size: float = 1.0) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""The files recognition writes: the Kaggle submission CSV, and per page its JSON and its text; each written
+"""The files recognition writes: the Kaggle submission CSV, and per page its JSON, its text and its XML; each written
 to a temporary file renamed into place, so an interrupted run never leaves half a file.
 
 Coordinates are original-scan pixels: the submission holds each character's centre ``x y``; the
 JSON begins with its ``source``, the scan it was read from (``size``, ``mtime_ns``, ``path``: :func:`source_of`),
 then holds :meth:`~kuzu_lightning.records.RecognizedPage.to_dict` (per character ``code``, ``char``,
 centre ``x`` ``y``, ``box`` ``[x1, y1, x2, y2]``, detection ``score``, class ``probability``, its
-``line`` and ``position``; the ``lines`` in reading order; the ``text``); the text file holds one
+``line`` and ``position``, and its ``alternatives``: its most probable readings, best first, each ``code``, ``char``
+and ``probability``; the ``lines`` in reading order; the ``text``); the text file holds one
 line per column of the page in reading order (:mod:`kuzu_lightning.reading_order`). A resumed run reads the
 ``source`` at the head of a page's JSON (:func:`recorded_source`) to tell whether its scan changed since.
 """
@@ -18,6 +19,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 from kuzu_lightning.atomic import atomic_file
 from kuzu_lightning.collection import printable
@@ -70,4 +72,13 @@ def write_page_text(path: str | Path, page: RecognizedPage) -> Path:
     """``path`` (``.txt``, UTF-8) with the page's text: one line per column, in reading order."""
     with atomic_file(path) as out:
         out.write(page.text)
+    return Path(path)
+
+
+def write_xml(path: str | Path, document: ET.ElementTree) -> Path:
+    """``path`` with ``document`` (PAGE XML, ALTO), UTF-8 with its declaration, its root's namespace the default."""
+    ET.register_namespace("", document.getroot().tag[1:].partition("}")[0])  # (ElementTree's own table)
+    with atomic_file(path) as out:
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        document.write(out, encoding="unicode")
     return Path(path)

@@ -1,10 +1,12 @@
-"""What recognition produces, as plain records: ``Character``, ``TextLine``, ``RecognizedPage``, the submission row.
+"""What recognition produces, as plain records: ``Reading``, ``Character``, ``TextLine``, ``RecognizedPage``, the
+submission row.
 
-A recognised page (one item of :meth:`~kuzu_lightning.Recognizer.recognize_batch`'s output) is a dict
-of ``image_id``, ``size`` (width, height), ``error`` (why the page could not be read, else None) and
-its characters as ``boxes`` (xyxy), ``codes``, ``scores`` and ``probabilities``, best detection
-first. :func:`recognized_page` turns it into a :class:`RecognizedPage`: its characters, and its lines
-in reading order (:mod:`kuzu_lightning.reading_order`). Every coordinate is in original-scan pixels.
+A recognised page (one item of :meth:`~kuzu_lightning.Recognizer.recognize_batch`'s output) is a dict of ``image_id``,
+``size`` (width, height), ``error`` (why the page could not be read, else None) and its characters as ``boxes``
+(xyxy), ``codes``, ``scores`` and ``probabilities``, best detection first, with each one's ``alternatives`` (code
+points, best first) and ``alternative_probabilities``. :func:`recognized_page` turns it into a
+:class:`RecognizedPage`: its characters, and its lines in reading order (:mod:`kuzu_lightning.reading_order`). Every
+coordinate is in original-scan pixels.
 """
 
 from __future__ import annotations
@@ -14,6 +16,15 @@ from dataclasses import asdict, dataclass
 from kuzu_lightning.data.formats import code_to_char, format_predictions
 from kuzu_lightning.geometry import box_centres
 from kuzu_lightning.reading_order import page_text, reading_order
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of a character: its ``code`` point, the character ``char`` and the classifier's ``probability``."""
+
+    code: str
+    char: str
+    probability: float
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class Character:
     probability: float  # the classifier's probability of ``code``
     line: int  # its line, an index into the page's ``lines`` (reading order)
     position: int  # its place in that line, from the top
+    alternatives: tuple[Reading, ...] = ()  # its most probable readings, best first (``code`` the first)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +79,10 @@ class RecognizedPage:
     def text(self) -> str:
         return "".join(line.text + "\n" for line in self.lines if not line.gloss)
 
+    def characters_of(self, line: TextLine) -> str:
+        """The characters of ``line`` as read, top to bottom, without the glosses beside it."""
+        return "".join(self.characters[i].char for i in line.characters)
+
     def to_dict(self) -> dict:
         """The page's JSON object: ``image_id``, ``width``, ``height``, ``error``, ``text``, ``characters`` and
         ``lines``."""
@@ -81,10 +97,12 @@ def recognized_page(page: dict) -> RecognizedPage:
     found = reading_order(boxes.numpy())
     chars = [code_to_char(code) for code in page["codes"]]
     centres = box_centres(boxes).tolist()
-    characters = tuple(Character(code, char, x, y, tuple(box), score, probability, line, position)
-                       for code, char, box, (x, y), score, probability, line, position
+    alternatives = [tuple(Reading(code, code_to_char(code), p) for code, p in zip(codes, probabilities))
+                    for codes, probabilities in zip(page["alternatives"], page["alternative_probabilities"].tolist())]
+    characters = tuple(Character(code, char, x, y, tuple(box), score, probability, line, position, readings)
+                       for code, char, box, (x, y), score, probability, line, position, readings
                        in zip(page["codes"], chars, boxes.tolist(), centres, page["scores"].tolist(),
-                              page["probabilities"].tolist(), found.line_of, found.position))
+                              page["probabilities"].tolist(), found.line_of, found.position, alternatives))
     texts = iter(page_text(chars, found))
     lines = tuple(TextLine(line.indices, line.box, "".join(chars[i] for i in line.indices) if line.gloss else next(texts),
                            line.gloss, line.parent, line.anchor) for line in found.lines)

@@ -8,6 +8,8 @@ scan's path relative to the common folder of its inputs, without suffix):
   when the run began) and the :class:`~kuzu_lightning.records.RecognizedPage` (characters, lines in reading order,
   text; original-scan pixels), with ``error`` set when the page could not be read;
 - ``{key}.txt`` with the format ``txt``: its text, one line per column in reading order;
+- ``{key}.page.xml`` with the format ``page``: its PAGE XML (:mod:`kuzu_lightning.page_xml`);
+- ``{key}.alto.xml`` with the format ``alto``: its ALTO v4 (:mod:`kuzu_lightning.alto`);
 - ``{key}.png`` with the format ``png``: the scan beside its transcription (:func:`~kuzu_lightning.viz.draw_transcription`,
   at the page's full size when the batch carries it; none for a page that could not be read).
 
@@ -36,22 +38,24 @@ import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from kuzu_lightning.alto import alto_xml
 from kuzu_lightning.atomic import atomic_file, partial_name
 from kuzu_lightning.collection import Rejected
 from kuzu_lightning.data.formats import format_predictions
-from kuzu_lightning.outputs import source_of, write_page_json, write_page_text, write_submission_rows
+from kuzu_lightning.outputs import source_of, write_page_json, write_page_text, write_submission_rows, write_xml
+from kuzu_lightning.page_xml import page_xml
 from kuzu_lightning.records import recognized_page
 from kuzu_lightning.viz import draw_transcription, write_png
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("json", "txt", "png")
+FORMATS = ("json", "txt", "page", "alto", "png")
 """What can be written per page; ``json`` always is (a page is done when its JSON exists)."""
 
 
 def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
-    """``"json,txt,png"`` (or a list of names) as the tuple of :data:`FORMATS` to write, ``json`` always among them;
-    ``ValueError`` naming an unknown format."""
+    """``"json,txt,page,alto,png"`` (or a list of names) as the tuple of :data:`FORMATS` to write, ``json`` always
+    among them; ``ValueError`` naming an unknown format."""
     names = [name.strip() for name in (formats.split(",") if isinstance(formats, str) else formats) if name.strip()]
     unknown = sorted(set(names) - set(FORMATS))
     if unknown:
@@ -84,14 +88,20 @@ def page_json(out: Path, key: str) -> Path:
 
 def write_page_files(page: dict, batch: dict, i: int, out: Path, formats: Sequence[str],
                      source: dict | None = None) -> None:
-    """The files of one recognised ``page`` (page ``i`` of ``batch``) under ``out``, at its ``image_id``: its picture
-    and its text when ``formats`` ask for them, then its JSON last (with its ``source``,
+    """The files of one recognised ``page`` (page ``i`` of ``batch``) under ``out``, at its ``image_id``: its picture,
+    text, PAGE XML and ALTO when ``formats`` ask for them (the XML naming its scan, ``source["path"]``, else its key),
+    then its JSON last (with its ``source``,
     :func:`~kuzu_lightning.outputs.source_of`), so that a page whose JSON exists has all its files."""
     result, key = recognized_page(page), page["image_id"]
     if "png" in formats and batch["images"][i] is not None:
         write_png(out / f"{key}.png", draw_transcription(page_image(batch, i), result))
     if "txt" in formats:
         write_page_text(out / f"{key}.txt", result)
+    scan = source["path"] if source else key
+    if "page" in formats:
+        write_xml(out / f"{key}.page.xml", page_xml(result, scan))
+    if "alto" in formats:
+        write_xml(out / f"{key}.alto.xml", alto_xml(result, scan))
     write_page_json(page_json(out, key), result, source)
 
 

@@ -85,3 +85,19 @@ def checkpoints(synthetic_dir, tmp_path_factory):
     classifier = fit_and_save(CharClassifier(chars.codes, "legacy_xception", warmup_steps=1), chars,
                               root / "classifier.ckpt")
     return detector, classifier
+
+
+@pytest.fixture(scope="session")
+def xml_schemas():
+    """``{"page": ..., "alto": ...}``: the official schemas of PAGE XML (2019) and ALTO (4.4) in ``SHARED/schemas``, as
+    ``lxml`` schemas (ALTO's XLink import pointed at the local copy: nothing is downloaded)."""
+    from lxml import etree
+
+    folder = SHARED / "schemas"
+    if not all((folder / name).is_file() for name in ("page.xsd", "alto-4-4.xsd", "xlink.xsd")):
+        pytest.skip(f"the PAGE and ALTO schemas are not in {folder}")
+    alto = etree.parse(str(folder / "alto-4-4.xsd"))
+    for schema_import in alto.getroot().iter("{http://www.w3.org/2001/XMLSchema}import"):
+        if schema_import.get("namespace") == "http://www.w3.org/1999/xlink":
+            schema_import.set("schemaLocation", (folder / "xlink.xsd").resolve().as_uri())
+    return {"page": etree.XMLSchema(etree.parse(str(folder / "page.xsd"))), "alto": etree.XMLSchema(alto)}

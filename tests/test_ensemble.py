@@ -87,6 +87,10 @@ def test_an_ensemble_of_identical_models_reads_as_the_single_model(checkpoints, 
         assert one.code == other.code and one.line == other.line and one.position == other.position
         assert math.isclose(one.score, other.score, rel_tol=1e-5)
         assert math.isclose(one.probability, other.probability, rel_tol=1e-5)
+        theirs = {r.code: r.probability for r in other.alternatives}
+        for reading in one.alternatives:  # the same readings, but for a near-tie at the cut
+            assert math.isclose(reading.probability, theirs.get(reading.code, other.alternatives[-1].probability),
+                                rel_tol=1e-5)
         assert all(math.isclose(a, b, abs_tol=1e-3) for a, b in zip(one.box, other.box))
     assert twice.text == single.text
 
@@ -109,6 +113,24 @@ def test_classifiers_and_crop_views_are_averaged(checkpoints, other_classifier, 
     assert not torch.allclose(second, second_shifted, rtol=1e-3, atol=0)
     assert torch.allclose(probabilities(other_classifier, ((0, 0, 1), shifted)), (second + second_shifted) / 2,
                           rtol=1e-5, atol=0)
+
+@torch.inference_mode()
+def test_each_character_keeps_the_top_k_code_points_of_the_averaged_probabilities(checkpoints, other_classifier,
+                                                                                  page_batch):
+    batch = page_batch[1]
+    recognizer = Recognizer.from_checkpoints(checkpoints[0], [checkpoints[1], other_classifier], top_k=4,
+                                             detection_threshold=0.0)
+    page = recognizer.recognize_batch(batch)[0]
+    probabilities = recognizer.classify_boxes(batch, 0, page["boxes"])  # the ensemble's mean
+    assert len(page["codes"]) > 10 and page["alternative_probabilities"].shape == (len(page["codes"]), 4)
+    for codes, alternative, row, code in zip(page["alternatives"], page["alternative_probabilities"], probabilities,
+                                             page["codes"]):
+        order = [j for j in row.argsort(descending=True).tolist() if j != recognizer.unk_index][:4]
+        assert codes == [recognizer.codes[j] for j in order] and codes[0] == code
+        torch.testing.assert_close(alternative, row[order])
+    with pytest.raises(ValueError, match="top_k"):
+        Recognizer.from_checkpoints(*checkpoints, top_k=0)
+
 
 @torch.inference_mode()
 def test_detectors_and_page_scales_are_fused(checkpoints, page_batch):

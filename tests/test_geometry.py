@@ -39,3 +39,11 @@ def test_proper_boxes_clip_and_drop_thin_ones(min_size):
     kept = proper_boxes(BOXES, width=25, height=50, min_size=min_size)
     expected = [[10, 20, 25, 50], [0, 0, 5, 2]] + ([[7, 7, 7.5, 7.2]] if min_size <= 0.2 else [])
     np.testing.assert_allclose(kept, expected)
+
+
+def test_a_box_in_whole_pixels_encloses_it_and_stays_on_the_page():
+    from kuzu_lightning.geometry import enclosing_box, pixel_box
+
+    assert pixel_box((10.2, 20.7, 30.1, 40.0), 100, 50) == (10, 20, 31, 40)
+    assert pixel_box((-3.4, -0.1, 120.5, 50.2), 100, 50) == (0, 0, 100, 50)
+    assert enclosing_box([(10, 20, 31, 40), (5, 30, 12, 45)]) == (5, 20, 31, 45)

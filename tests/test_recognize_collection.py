@@ -70,8 +70,23 @@ def outputs(out: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def recognized(checkpoints, scans, module_dir) -> Path:
     out = module_dir("transcribed")
-    recognize(checkpoints, [str(scans)], out, "--csv", str(out / "submission.csv"), "--formats", "json,txt,png")
+    recognize(checkpoints, [str(scans)], out, "--csv", str(out / "submission.csv"), "--formats",
+              "json,txt,page,alto,png")
     return out
+
+
+def test_every_page_gets_its_page_xml_and_alto_naming_its_scan(recognized, xml_schemas):
+    from lxml import etree
+
+    for key in PAGES:
+        page = json.loads((recognized / f"{key}.json").read_text(encoding="utf-8"))
+        assert all(len(c["alternatives"]) == 5 and c["alternatives"][0]["code"] == c["code"] for c in page["characters"])
+        for kind, glyph, name in (("page", "{*}Glyph", "{*}Page[@imageFilename]"), ("alto", "{*}Glyph", "{*}fileName")):
+            tree = etree.parse(str(recognized / f"{key}.{kind}.xml"))
+            assert xml_schemas[kind].validate(tree), f"{key}.{kind}.xml: {xml_schemas[kind].error_log}"
+            assert len(tree.findall(f".//{glyph}")) == len(page["characters"])
+            named = tree.find(f".//{name}")
+            assert (named.get("imageFilename") or named.text) == page["source"]["path"]
 
 
 def test_inputs_are_found_in_folders_globs_and_lists_each_once(scans, tmp_path):
@@ -192,7 +207,7 @@ def test_hostile_inputs_are_each_listed_once_and_the_exit_status_says_so(checkpo
     out = tree / "transcripts"  # inside the inputs: its pictures must never be read as pages
     for attempt in range(2):
         summary = kuzu_recognize(str(tree), str(listing), *models(checkpoints), "--out", str(out), "--formats",
-                                 "json,txt,png", "--csv", str(out / "submission.csv"))
+                                 "json,txt,png", "--csv", str(out / "submission.csv"), "--top_k", "2")
         assert summary == json.loads((out / "summary.json").read_text())
         assert (summary["pages"], summary["done"], summary["recognised_now"]) == (4, 4, 4 if attempt == 0 else 0)
         assert sorted(failure["input"] for failure in summary["failed"]) == sorted(
@@ -200,6 +215,7 @@ def test_hostile_inputs_are_each_listed_once_and_the_exit_status_says_so(checkpo
         assert exit_status(summary) == 1
     assert {p.name for p in out.iterdir()} >= {"p\\xe9ge.json", "p\\xe9ge.png", "003.json", "005.png"}
     assert not (out / "transcripts").exists()
+    assert {len(c["alternatives"]) for c in json.loads((out / "003.json").read_text())["characters"]} == {2}
     assert pd.read_csv(out / "submission.csv", keep_default_na=False)["image_id"].tolist() == [
         "003", "004", "005", "p\\xe9ge"]
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from lxml import etree
 
 from kuzu_lightning import CharClassifier, CharDataModule, CharDetector, PageDataModule, Recognizer
 from kuzu_lightning.cli import RecognizeCLI, recipe
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # (Lightning gives each DDP process its share of the cores; sums over other thread counts differ in
 # the last bits, and an untrained detector's near-equal scores can then swap places).
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+PAGE_NS = {"pc": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
+ALTO_NS = {"a": "http://www.loc.gov/standards/alto/ns-v4#"}
 PAGE_SCALE = ["--data.eval_longest_side", "512", "--data.num_workers", "0", "--data.synthetic_pages", "0"]
 
 
@@ -56,7 +59,7 @@ def predict_args(data_dir: Path, checkpoints, out: Path) -> list[str]:
     return [*recipe("recognizer", "demo"), "--data.data_dir", str(data_dir), *PAGE_SCALE,
             "--model.detector_ckpt", str(checkpoints[0]), "--model.classifier_ckpt", str(checkpoints[1]),
             "--trainer.logger", "false", "--trainer.default_root_dir", str(out), "--csv", str(out / "submission.csv"),
-            "--out", str(out / "pages"), "--formats", "json,txt,png"]
+            "--out", str(out / "pages"), "--formats", "json,txt,page,alto,png", "--model.top_k", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +246,40 @@ def test_predict_py_writes_every_row_in_order_json_text_and_pictures(predicted, 
     summary = json.loads((out / "pages" / "summary.json").read_text())
     assert (summary["pages"], summary["done"], summary["missing"]) == (len(ids), len(ids), [])
     assert [failure["input"] for failure in summary["failed"]] == [str(data_dir / "test_images" / f"{corrupt_id}.jpg")]
+
+
+def test_predict_py_writes_page_xml_and_alto_that_validate_and_hold_each_character_s_readings(
+        predicted, data_with_a_corrupt_page, xml_schemas):
+    out, _ = predicted
+    data_dir, corrupt_id = data_with_a_corrupt_page
+    for image_id in read_sample_submission(data_dir / "sample_submission.csv"):
+        page = json.loads((out / "pages" / f"{image_id}.json").read_text(encoding="utf-8"))
+        trees = {}
+        for kind in ("page", "alto"):
+            trees[kind] = etree.parse(str(out / "pages" / f"{image_id}.{kind}.xml"))
+            assert xml_schemas[kind].validate(trees[kind]), f"{image_id}.{kind}.xml: {xml_schemas[kind].error_log}"
+        page_xml, alto = trees["page"].getroot(), trees["alto"].getroot()
+        assert page_xml.find("pc:Page", PAGE_NS).get("imageFilename") == page["source"]["path"]
+        if image_id == corrupt_id:
+            assert page["error"] in page_xml.findtext("pc:Metadata/pc:Comments", namespaces=PAGE_NS)
+            continue
+        for character in page["characters"]:  # the 3 most probable code points, unk left out, best first
+            readings = character["alternatives"]
+            assert len(readings) == 3 and "unk" not in [r["code"] for r in readings]
+            assert (readings[0]["code"], readings[0]["probability"]) == (character["code"], character["probability"])
+            assert [r["probability"] for r in readings] == sorted((r["probability"] for r in readings), reverse=True)
+        glyphs = {glyph.get("id"): [t.findtext("pc:Unicode", namespaces=PAGE_NS)
+                                    for t in glyph.iterfind("pc:TextEquiv", PAGE_NS)]
+                  for glyph in page_xml.iterfind(".//pc:Glyph", PAGE_NS)}
+        assert glyphs == {f"c{i}": [r["char"] for r in c["alternatives"]] for i, c in enumerate(page["characters"])}
+        alto_glyphs = {glyph.get("ID"): [glyph.get("CONTENT"), *(v.get("CONTENT") for v in glyph.iterfind("a:Variant",
+                                                                                                          ALTO_NS))]
+                       for glyph in alto.iterfind(".//a:Glyph", ALTO_NS)}
+        assert alto_glyphs == glyphs
+        main_lines = [line for line in page["lines"] if not line["gloss"]]
+        assert [line.findtext("pc:TextEquiv/pc:Unicode", namespaces=PAGE_NS)
+                for line in page_xml.iterfind(".//pc:TextRegion[@id='main']/pc:TextLine", PAGE_NS)] == [
+            "".join(page["characters"][i]["char"] for i in line["characters"]) for line in main_lines]
 
 
 def test_the_submission_scores_through_kuzu_score(predicted, data_with_a_corrupt_page):

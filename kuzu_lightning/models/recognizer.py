@@ -13,7 +13,8 @@ For a batch of pages (:mod:`~kuzu_lightning.data.pages` page batches):
 3. each classifier labels them in batches (the mean of both heads' softmaxes); probabilities are averaged over
    classifiers and views;
 4. detections labelled ``unk`` or below ``min_confidence`` are dropped; at most ``max_characters``
-   per page are kept, by detection score.
+   per page are kept, by detection score; each keeps its ``top_k`` most probable code points (``unk`` is no reading)
+   as its alternatives, best first, with their (averaged) probabilities.
 
 ``validate`` (``kuzu validate recognizer``, on validation books) logs the end-to-end F1 at the configured
 thresholds, the detection-only F1, the F1 per book, the error budget (:mod:`kuzu_lightning.error_budget`,
@@ -24,7 +25,8 @@ config that ``predict`` reads). Thresholds are chosen on validation books, never
 
 :meth:`Recognizer.recognize` gives a :class:`~kuzu_lightning.records.RecognizedPage` per page: its
 characters (code point, character, centre ``x y`` and box ``x1 y1 x2 y2`` in original-scan pixels,
-detection score, class probability, line and place in it), its lines in reading order and its text.
+detection score, class probability, its alternatives, line and place in it), its lines in reading order and its
+text.
 
 Both models load from their Lightning checkpoints with ``weights_only=True``; their hyper-parameters and the settings of the
 data they were trained with (page scale, crop size and margin) come from the checkpoints.
@@ -104,6 +106,7 @@ class Recognizer(L.LightningModule):
         crop_views: the views ``(dx, dy, scale)`` each character is classified in, its box shifted by ``dx`` of its
             width and ``dy`` of its height and scaled by ``scale`` (:func:`~kuzu_lightning.ensemble.view_boxes`).
         classify_batch_size: crops per classifier forward pass.
+        top_k: the readings each character keeps as its alternatives, best first (at least 1).
         threshold_grid, confidence_grid: the ``detection_threshold`` and ``min_confidence`` values whose every pair
             ``validate`` scores.
     """
@@ -114,6 +117,7 @@ class Recognizer(L.LightningModule):
                  page_scales: tuple[float, ...] = (1.0,), fusion_iou: float = FUSION_IOU,
                  char_crop_size: int | None = None, char_crop_margin: float | None = None,
                  crop_views: tuple[tuple[float, float, float], ...] = (IDENTITY_VIEW,), classify_batch_size: int = 256,
+                 top_k: int = 5,
                  threshold_grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                  confidence_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
         super().__init__()
@@ -127,6 +131,8 @@ class Recognizer(L.LightningModule):
             raise ValueError(f"page_scales must be one or more factors above 0, not {page_scales}")
         if not crop_views or any(len(view) != 3 or view[2] <= 0 for view in crop_views):
             raise ValueError(f"crop_views must be one or more (dx, dy, scale) with a scale above 0, not {crop_views}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be 1 or more, not {top_k}")
         self.save_hyperparameters()
         classifier_paths = checkpoint_paths(classifier_ckpt)
         detectors = [load_trained(CharDetector, path) for path in checkpoint_paths(detector_ckpt)]
@@ -224,28 +230,40 @@ class Recognizer(L.LightningModule):
                    min_confidence: float) -> dict[str, torch.Tensor]:
         """The characters of one page's detections ``found`` (``boxes``, ``scores``) with their class ``probabilities``:
         those scoring ``threshold`` or more, then as :func:`select` keeps them (``boxes``, ``scores``, ``labels``,
-        ``probabilities``, best detection first)."""
+        ``probabilities``, best detection first, and their ``rows`` in ``found``)."""
         detected = (found["scores"] >= threshold).nonzero().flatten()
         kept, labels, probability = select(found["scores"][detected], found["boxes"][detected], probabilities[detected],
                                            self.unk_index, min_confidence, self.hparams.max_characters)
         kept = detected[kept]
         return {"boxes": found["boxes"][kept], "scores": found["scores"][kept], "labels": labels,
-                "probabilities": probability}
+                "probabilities": probability, "rows": kept}
+
+    def alternatives(self, probabilities: torch.Tensor) -> tuple[list[list[str]], torch.Tensor]:
+        """The ``top_k`` most probable code points of each row of ``probabilities`` (``N x C``), ``unk`` left out, and
+        their probabilities (``N x k``), best first."""
+        if self.unk_index is not None:
+            probabilities = probabilities.index_fill(1, torch.tensor([self.unk_index], device=probabilities.device), -1)
+        k = min(self.hparams.top_k, len(self.codes) - (self.unk_index is not None))
+        top, labels = probabilities.topk(k, dim=1)
+        return [[self.codes[j] for j in row] for row in labels.tolist()], top
 
     def recognize_batch(self, batch: dict, detections: list[dict[str, torch.Tensor]] | None = None) -> list[dict]:
         """Per page of a page batch: ``image_id``, ``size`` (width, height), ``error`` (why the page could not
         be read, else None), and its characters as ``boxes`` (xyxy, original-scan pixels), ``codes``,
-        ``scores`` and ``probabilities``, best detection first (see :mod:`kuzu_lightning.records`). ``detections``:
-        the batch's :meth:`detect` when it was already run."""
+        ``scores`` and ``probabilities``, best detection first, and each character's ``alternatives`` (``top_k`` code
+        points) with their ``alternative_probabilities`` (see :mod:`kuzu_lightning.records`). ``detections``: the
+        batch's :meth:`detect` when it was already run."""
         errors = batch.get("errors") or [None] * len(batch["images"])
         results = []
         for i, found in enumerate(self.detect(batch) if detections is None else detections):
             probabilities = self.classify_boxes(batch, i, found["boxes"])
             page = self.characters(found, probabilities, self.detection_threshold, self.hparams.min_confidence)
+            alternatives, alternative_probabilities = self.alternatives(probabilities[page.pop("rows")])
             results.append({
                 "image_id": batch["image_ids"][i], "size": tuple(batch["sizes"][i].tolist()), "error": errors[i],
                 **{key: value.cpu() for key, value in page.items()},
                 "codes": [self.codes[j] for j in page["labels"].tolist()],
+                "alternatives": alternatives, "alternative_probabilities": alternative_probabilities.cpu(),
             })
         return results
 

@@ -25,6 +25,10 @@ def crop_views(shifts: list[float] | None, scales: list[float] | None) -> tuple[
     return ((0.0, 0.0, 1.0), *moved, *((0.0, 0.0, float(scale)) for scale in scales or ()))
 
 
+FORMATS_HELP = ("what to write per page, comma-separated: json (always), txt (its text in reading order), page "
+                "(PAGE XML), alto (ALTO v4) and png (the scan beside its transcription)")
+
+
 ENSEMBLE_OPTIONS = {  # the options that take one value or more: how each value is shown and read
     "detector": ("CKPT", str), "classifier": ("CKPT", str), "page_scales": ("FACTOR", float),
     "crop_shifts": ("SHARE", float), "crop_scales": ("FACTOR", float),

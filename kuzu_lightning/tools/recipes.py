@@ -41,12 +41,13 @@ SHARED_OPTIONS = {  # kuzu's spelling: the LightningCLI option it stands for
     "classifier": "--model.classifier_ckpt",
     "detection_threshold": "--model.detection_threshold",
     "min_confidence": "--model.min_confidence",
+    "top_k": "--model.top_k",
     "accelerator": "--trainer.accelerator",
     "devices": "--trainer.devices",
     "precision": "--trainer.precision",
     "num_workers": "--data.num_workers",
 }
-FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence")
+FOR_BOTH_MODELS = ("detector", "classifier", "detection_threshold", "min_confidence", "top_k")
 """The options of the recognizer alone (validate recognizer, predict), with the test-time ones
 (:func:`~kuzu_lightning.tools.options.add_test_time_options`, which set ``--model.page_scales`` and
 ``--model.crop_views``)."""

@@ -6,8 +6,8 @@ with one model of each kind or an ensemble, and test-time augmentation (``--page
 ``.lst``) listing such inputs, one per line: the pages of :func:`~kuzu_lightning.collection.find_collection`, each
 written under ``DIR`` at its key (its path relative to the common folder of the inputs; ``scans/a/001.jpg`` and
 ``scans/b/001.jpg`` give ``DIR/a/001.*`` and ``DIR/b/001.*``): its JSON and the ``--formats`` asked for (text,
-picture), as :class:`~kuzu_lightning.writer.PageWriter` writes them, the JSON last. Nothing under ``DIR`` is read as
-an input.
+PAGE XML, ALTO, picture), each character with its ``--top_k`` readings, as :class:`~kuzu_lightning.writer.PageWriter`
+writes them, the JSON last. Nothing under ``DIR`` is read as an input.
 
 **Resumable**: a page is done when its JSON exists and records the scan as it is now (size and modification time);
 a run started again skips the pages done, redoes those whose scan changed, and removes the temporary files of a
@@ -47,6 +47,7 @@ from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.outputs import recorded_source
 from kuzu_lightning.thresholds import THRESHOLDS, read_thresholds, unit_interval
 from kuzu_lightning.tools.options import (
+    FORMATS_HELP,
     adaptation_settings,
     add_adaptation_options,
     add_ensemble_option,
@@ -63,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_ensemble_option(parser, "classifier", required=True,
                         help="a CharClassifier checkpoint, or several sharing one class table (an ensemble)")
     parser.add_argument("--out", required=True, type=Path, help="the output folder (created)")
-    parser.add_argument("--formats", default="json,txt",
-                        help="what to write per page, of json (always), txt and png; comma-separated (default json,txt)")
+    parser.add_argument("--formats", default="json,txt", help=f"{FORMATS_HELP} (default json,txt)")
+    parser.add_argument("--top_k", type=int, help="the readings kept per character as its alternatives (default 5)")
     parser.add_argument("--csv", type=Path, help="also write a Kaggle-format submission of all pages here")
     parser.add_argument("--config", type=Path, help="thresholds written by kuzu validate recognizer --thresholds_out")
     parser.add_argument("--detection_threshold", type=argument_type(partial(unit_interval, "detection_threshold")),
@@ -81,10 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def recognizer_settings(args: argparse.Namespace) -> dict:
-    """The Recognizer's settings: the thresholds from ``--config`` and the command line (the command line wins), and
-    the test-time augmentation's."""
+    """The Recognizer's settings: the thresholds from ``--config`` and the command line (the command line wins),
+    ``--top_k``, and the test-time augmentation's."""
     settings = read_thresholds(args.config) if args.config else {}
-    settings.update({key: getattr(args, key) for key in THRESHOLDS if getattr(args, key) is not None})
+    settings.update({key: getattr(args, key) for key in (*THRESHOLDS, "top_k") if getattr(args, key) is not None})
     return {**settings, **test_time_settings(args)}
 
 

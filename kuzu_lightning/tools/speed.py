@@ -265,9 +265,11 @@ def bench_pipeline(data_dir: str | None = None, detector: str = "mobilenet_v3_la
                 probabilities = timed("classify", recognizer.classify, crops)
                 counts.append(len(found["boxes"]))
                 sizes.append(tuple(batch["sizes"][0].tolist()))
+                alternatives, alternative_probabilities = recognizer.alternatives(probabilities)
                 page = {"image_id": pages[i].image_id, "size": sizes[-1], "error": None,
                         "boxes": found["boxes"], "scores": found["scores"], "probabilities": probabilities.amax(1),
-                        "codes": [codes[j] for j in probabilities.argmax(1).tolist()]}
+                        "codes": [codes[j] for j in probabilities.argmax(1).tolist()],
+                        "alternatives": alternatives, "alternative_probabilities": alternative_probabilities}
                 timed("write", lambda: (submission_labels(page),
                                         write_page_json(Path(out) / "page.json", recognized_page(page))))
                 batched.append((seconds["crop"][-1] + seconds["classify"][-1]) / max(1, len(found["boxes"])))
