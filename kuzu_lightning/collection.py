@@ -1,10 +1,13 @@
 """A collection of scans: the pages that a bulk run's inputs name, the key each page's outputs are written under, and
 the inputs that cannot be read, each with its reason.
 
-Inputs are image files, folders (walked, following links to folders, each folder once), glob patterns and text
+Inputs are image files, PDFs, folders (walked, following links to folders, each folder once), glob patterns and text
 files (``.txt``, ``.lst``) listing such inputs one per line (relative ones from the list's folder; UTF-8, with or
 without a byte-order mark; a list named again is read once). In folders, files whose suffix is not an image's
-(:data:`IMAGE_SUFFIXES`, any case) are skipped and counted. Nothing under the output folder is ever an input.
+(:data:`IMAGE_SUFFIXES`, any case) or a PDF's are skipped and counted. Nothing under the output folder is ever an
+input. Each page of a PDF is a page (:class:`~kuzu_lightning.data.pdf.PdfPage`, rendered at ``pdf_dpi``), keyed by
+the PDF's key and its number, ``book.pdf`` giving ``book/0001``, ``book/0002``...; a PDF that cannot be opened, or has
+no page, is rejected with its reason.
 
 A page is a regular file; the same file reached twice (by two links, two inputs) is one page. Everything else named
 is **rejected**, with its reason, and never silently dropped: a path that does not exist, a broken link or a link
@@ -28,6 +31,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kuzu_lightning.data.images import PageDecodeError
+from kuzu_lightning.data.pdf import DEFAULT_DPI, PDF_SUFFIX, PdfPage, count_pages
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff"}
@@ -37,8 +43,10 @@ RESERVED_KEYS = {"summary"}
 
 
 def printable(path: str | os.PathLike) -> str:
-    """``path`` as text that any UTF-8 file or log takes: bytes that are not UTF-8 written as ``\\xNN``."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """``path`` as text that any UTF-8 file or log takes: bytes that are not UTF-8 written as ``\\xNN``; a page of a
+    PDF as ``path#page=N``."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return f"{text}#page={path.number}" if isinstance(path, PdfPage) else text
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,11 @@ class Rejected:
 
 @dataclass
 class Collection:
-    """``pages``: ``(key, path)`` of every page, in key order; ``rejected``: the inputs that could not be read;
-    ``skipped``: how many files of each suffix the folders held that are not images."""
+    """``pages``: ``(key, path)`` of every page, in key order (the path of a page of a PDF: its
+    :class:`~kuzu_lightning.data.pdf.PdfPage`); ``rejected``: the inputs that could not be read; ``skipped``: how many
+    files of each suffix the folders held that are not images."""
 
-    pages: list[tuple[str, Path]] = field(default_factory=list)
+    pages: list[tuple[str, Path | PdfPage]] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
 
@@ -67,8 +76,10 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def find_collection(inputs: Iterable[str | os.PathLike], out: str | os.PathLike | None = None) -> Collection:
-    """The :class:`Collection` that ``inputs`` name (see the module docstring); nothing under ``out`` is taken."""
+def find_collection(inputs: Iterable[str | os.PathLike], out: str | os.PathLike | None = None,
+                    pdf_dpi: float = DEFAULT_DPI) -> Collection:
+    """The :class:`Collection` that ``inputs`` name (see the module docstring); nothing under ``out`` is taken; the
+    pages of PDFs are rendered at ``pdf_dpi``."""
     found = Collection()
     files: list[Path] = []
     roots: list[Path] = []
@@ -105,7 +116,7 @@ def find_collection(inputs: Iterable[str | os.PathLike], out: str | os.PathLike 
             for name in sorted(names):
                 path = Path(top, name)
                 suffix = path.suffix.lower()
-                if suffix not in IMAGE_SUFFIXES:
+                if suffix not in IMAGE_SUFFIXES and suffix != PDF_SUFFIX:
                     found.skipped[suffix or "(no suffix)"] += 1
                     continue
                 try:
@@ -162,9 +173,22 @@ def find_collection(inputs: Iterable[str | os.PathLike], out: str | os.PathLike 
     for path in sorted(files):
         pages.setdefault(os.path.realpath(path), path)
     paths = sorted(pages.values())
-    found.pages = sorted(zip(output_keys(paths, roots), paths))
+    for key, path in sorted(zip(output_keys(paths, roots), paths)):
+        if path.suffix.lower() != PDF_SUFFIX:
+            found.pages.append((key, path))
+            continue
+        try:
+            count = count_pages(path)
+        except PageDecodeError as error:
+            reject(path, str(error).removeprefix(f"{path}: "))
+            continue
+        if not count:
+            reject(path, "a PDF without pages")
+        found.pages += [(f"{key}/{number:04d}", PdfPage(path, number, pdf_dpi)) for number in range(1, count + 1)]
+    keys = unique_keys([key for key, _ in found.pages])  # a PDF's pages beside a folder of its name
+    found.pages = sorted(zip(keys, (path for _, path in found.pages)), key=lambda page: page[0])
     if found.skipped:
-        log.info("skipped files that are not JPEG, PNG or TIFF images: %s",
+        log.info("skipped files that are not JPEG, PNG or TIFF images or PDFs: %s",
                  ", ".join(f"{n} {suffix}" for suffix, n in sorted(found.skipped.items())))
     return found
 
@@ -193,8 +217,13 @@ def output_keys(paths: list[Path], roots: list[Path]) -> list[str]:
             break
         for i in clashing:
             keys[i] = printable(relative[i])
-    taken = set(RESERVED_KEYS)
-    for i, key in enumerate(keys):  # the last resort: names that print alike
+    return unique_keys(keys)
+
+
+def unique_keys(keys: list[str]) -> list[str]:
+    """``keys`` with the second and later of equal ones (or one the run holds) made unique by ``~2``, ``~3``..."""
+    keys, taken = list(keys), set(RESERVED_KEYS)
+    for i, key in enumerate(keys):
         unique, n = key, 1
         while unique in taken:
             n += 1

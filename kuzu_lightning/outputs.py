@@ -23,6 +23,7 @@ from xml.etree import ElementTree as ET
 
 from kuzu_lightning.atomic import atomic_file
 from kuzu_lightning.collection import printable
+from kuzu_lightning.data.pdf import PdfPage
 from kuzu_lightning.records import RecognizedPage
 
 
@@ -35,14 +36,15 @@ def write_submission_rows(path: str | Path, rows: Iterable[tuple[str, str]]) -> 
     return Path(path)
 
 
-def source_of(path: str | Path | None) -> dict | None:
-    """The scan at ``path`` as a page's JSON records it: ``{"size", "mtime_ns", "path"}``, or None when there is
-    none or it cannot be read."""
+def source_of(path: str | Path | PdfPage | None) -> dict | None:
+    """The scan at ``path`` as a page's JSON records it: ``{"size", "mtime_ns", "path"}`` (for a page of a PDF, the
+    PDF's, and the ``page`` number and ``dpi``), or None when there is none or it cannot be read."""
     try:
         info = os.stat(path)
     except (OSError, TypeError):
         return None
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "path": printable(path)}
+    source = {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "path": printable(os.fspath(path))}
+    return {**source, "page": path.number, "dpi": path.dpi} if isinstance(path, PdfPage) else source
 
 
 _SOURCE_HEAD = re.compile(rb'\A\{\s*"source":\s*\{\s*"size":\s*(\d+),\s*"mtime_ns":\s*(\d+)')

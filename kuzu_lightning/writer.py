@@ -97,7 +97,7 @@ def write_page_files(page: dict, batch: dict, i: int, out: Path, formats: Sequen
         write_png(out / f"{key}.png", draw_transcription(page_image(batch, i), result))
     if "txt" in formats:
         write_page_text(out / f"{key}.txt", result)
-    scan = source["path"] if source else key
+    scan = (source["path"] + (f"#page={source['page']}" if "page" in source else "")) if source else key
     if "page" in formats:
         write_xml(out / f"{key}.page.xml", page_xml(result, scan))
     if "alto" in formats:

@@ -6,6 +6,7 @@
 - ``decode_page(path, longest_side=...)`` decodes JPEGs at 1/2, 1/4 or 1/8 scale inside libjpeg
   when the target allows it, which is several times faster than a full decode and a resize.
 - EXIF orientation is ignored, so pixels stay in the frame the Kaggle boxes were drawn in.
+- A page of a PDF (:class:`~kuzu_lightning.data.pdf.PdfPage`) is rendered (:mod:`kuzu_lightning.data.pdf`).
 
 Every failure raises :class:`PageDecodeError` naming the file.
 """
@@ -59,7 +60,10 @@ def _header_size(data: bytes, path: str | Path, max_pixels: int | None) -> tuple
 
 
 def read_image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
-    """``(width, height)`` of an image from its header, without decoding pixels."""
+    """``(width, height)`` of an image from its header, without decoding pixels (of a page of a PDF,
+    :class:`~kuzu_lightning.data.pdf.PdfPage`, the size it renders at)."""
+    if hasattr(path, "rendered_size"):
+        return path.rendered_size(max_pixels)
     return _header_size(_read_bytes(path), path, max_pixels)
 
 
@@ -91,8 +95,12 @@ def decode_page(path: str | Path, longest_side: int | None = None, max_pixels: i
     With ``longest_side``, the page is resized (area interpolation down, linear up) so that its
     longer side has exactly that many pixels, the aspect ratio kept; JPEGs are then decoded at a
     reduced scale first when possible. Map boxes between the two frames with the ratio of this
-    array's shape to :func:`read_image_size`.
+    array's shape to :func:`read_image_size`. A page of a PDF (:class:`~kuzu_lightning.data.pdf.PdfPage`) is
+    rendered at its resolution.
     """
+    if hasattr(path, "render"):
+        image = path.render(max_pixels)
+        return resize_longest_side(image, longest_side) if longest_side else image
     data = _read_bytes(path)
     width, height = _header_size(data, path, max_pixels)
     buffer = np.frombuffer(data, dtype=np.uint8)

@@ -2,14 +2,16 @@
 with one model of each kind or an ensemble, and test-time augmentation (``--page_scales``, ``--crop_shifts``,
 ``--crop_scales``; see :mod:`kuzu_lightning.ensemble`).
 
-``INPUT`` is any mix of image files, folders, glob patterns (``"scans/**/*.tif"``) and text files (``.txt``,
-``.lst``) listing such inputs, one per line: the pages of :func:`~kuzu_lightning.collection.find_collection`, each
-written under ``DIR`` at its key (its path relative to the common folder of the inputs; ``scans/a/001.jpg`` and
-``scans/b/001.jpg`` give ``DIR/a/001.*`` and ``DIR/b/001.*``): its JSON and the ``--formats`` asked for (text,
-PAGE XML, ALTO, picture), each character with its ``--top_k`` readings, as :class:`~kuzu_lightning.writer.PageWriter`
-writes them, the JSON last. Nothing under ``DIR`` is read as an input.
+``INPUT`` is any mix of image files, PDFs (each page rendered at ``--pdf_dpi``, ``book.pdf`` keyed ``book/0001``...),
+folders, glob patterns (``"scans/**/*.tif"``) and text files (``.txt``, ``.lst``) listing such inputs, one per line:
+the pages of :func:`~kuzu_lightning.collection.find_collection`, each written under ``DIR`` at its key (its path
+relative to the common folder of the inputs; ``scans/a/001.jpg`` and ``scans/b/001.jpg`` give ``DIR/a/001.*`` and
+``DIR/b/001.*``): its JSON and the ``--formats`` asked for (text, PAGE XML, ALTO, picture), each character with its
+``--top_k`` readings, as :class:`~kuzu_lightning.writer.PageWriter` writes them, the JSON last. Nothing under ``DIR``
+is read as an input.
 
-**Resumable**: a page is done when its JSON exists and records the scan as it is now (size and modification time);
+**Resumable**: a page is done when its JSON exists and records the scan (of a PDF's page: the PDF) as it is now (size
+and modification time);
 a run started again skips the pages done, redoes those whose scan changed, and removes the temporary files of a
 killed run, so a run killed at any point and started again completes every page exactly once. A page that cannot
 be read is logged, gets its JSON with the reason, and the run goes on; an input that is no page (a missing path, a
@@ -44,6 +46,7 @@ from pathlib import Path
 from kuzu_lightning.atomic import remove_abandoned_partials
 from kuzu_lightning.collection import find_collection, printable
 from kuzu_lightning.data.kaggle import Page
+from kuzu_lightning.data.pdf import DEFAULT_DPI, PdfPage
 from kuzu_lightning.outputs import recorded_source
 from kuzu_lightning.thresholds import THRESHOLDS, read_thresholds, unit_interval
 from kuzu_lightning.tools.options import (
@@ -59,7 +62,7 @@ from kuzu_lightning.tools.options import (
 log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders, globs or lists of paths")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, PDFs, folders, globs or lists of paths")
     add_ensemble_option(parser, "detector", required=True, help="a CharDetector checkpoint, or several (an ensemble)")
     add_ensemble_option(parser, "classifier", required=True,
                         help="a CharClassifier checkpoint, or several sharing one class table (an ensemble)")
@@ -67,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--formats", default="json,txt", help=f"{FORMATS_HELP} (default json,txt)")
     parser.add_argument("--top_k", type=int, help="the readings kept per character as its alternatives (default 5)")
     parser.add_argument("--csv", type=Path, help="also write a Kaggle-format submission of all pages here")
+    parser.add_argument("--pdf_dpi", type=argument_type(positive), default=DEFAULT_DPI,
+                        help=f"the resolution PDF pages are rendered at, in dots per inch (default {DEFAULT_DPI:g})")
     parser.add_argument("--config", type=Path, help="thresholds written by kuzu validate recognizer --thresholds_out")
     parser.add_argument("--detection_threshold", type=argument_type(partial(unit_interval, "detection_threshold")),
                         help="keep detections scoring this or more (0 to 1)")
@@ -81,6 +86,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_workers", type=int, default=2, help="page-decoding processes per device (default 2)")
 
 
+def positive(text: str) -> float:
+    """A number above 0; ``ValueError`` naming it otherwise."""
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"must be above 0, not {text}")
+    return value
+
+
 def recognizer_settings(args: argparse.Namespace) -> dict:
     """The Recognizer's settings: the thresholds from ``--config`` and the command line (the command line wins),
     ``--top_k``, and the test-time augmentation's."""
@@ -89,10 +102,11 @@ def recognizer_settings(args: argparse.Namespace) -> dict:
     return {**settings, **test_time_settings(args)}
 
 
-def page_done(out: Path, key: str, scan: Path) -> bool:
-    """Whether the page keyed ``key`` has its outputs under ``out`` for ``scan`` as it is now."""
+def page_done(out: Path, key: str, scan: Path | PdfPage) -> bool:
+    """Whether the page keyed ``key`` has its outputs under ``out`` for ``scan`` (a page of a PDF: the PDF) as it is
+    now."""
     try:
-        info = scan.stat()
+        info = os.stat(scan)
     except OSError:
         return False
     return recorded_source(out / f"{key}.json") == (info.st_size, info.st_mtime_ns)
@@ -141,7 +155,7 @@ def run(args: argparse.Namespace) -> dict | None:
     if args.csv is not None:
         check_writable(args.csv.parent, "the submission")
     lock = hold(args.out) if first_process() else None
-    collection = find_collection(args.inputs, out=args.out)
+    collection = find_collection(args.inputs, out=args.out, pdf_dpi=args.pdf_dpi)
     pages = [(key, printable(path)) for key, path in collection.pages]
     if not pages:
         summarise(args.out, [], args.csv, 0.0, 0, collection.rejected)
