@@ -49,7 +49,7 @@ from kuzu_lightning.models.checkpoints import (
 )
 from kuzu_lightning.random_states import RandomStates
 from kuzu_lightning.thresholds import load_yaml, thresholds_in
-from kuzu_lightning.tools.options import ADAPTATION_HELP, FORMATS_HELP, checked_adaptation
+from kuzu_lightning.tools.options import ADAPTATION_HELP, FORMATS_HELP, HTML_HELP, checked_adaptation
 from kuzu_lightning.writer import PageWriter, check_writable, parse_formats
 
 log = logging.getLogger(__name__)
@@ -234,6 +234,7 @@ class RecognizeCLI(ProjectCLI):
                             help="predict: each page's files go here, {image_id}.json and the --formats asked for")
         parser.add_argument("--formats", default="json,txt", help=f"predict: {FORMATS_HELP}")
         parser.add_argument("--csv", default="outputs/submission.csv", help="predict: the Kaggle submission CSV")
+        parser.add_argument("--html", type=bool, default=False, help=f"predict: {HTML_HELP}")
         parser.add_argument("--thresholds_out", default=None,
                             help="validate: write the best detection_threshold and min_confidence of the grid here, "
                                  "as a config for predict (--config FILE)")
@@ -271,7 +272,8 @@ class RecognizeCLI(ProjectCLI):
 
     def before_predict(self) -> None:
         config = self.config[self.subcommand]
-        self.trainer.callbacks.append(PageWriter(config.out, parse_formats(config.formats), config.csv))
+        self.trainer.callbacks.append(PageWriter(config.out, parse_formats(config.formats), config.csv,
+                                                 html=config.html))
         if config.adapt:
             self.adapt(config)
         # Pages' records go to files as they come; keeping them all in memory too is not needed.

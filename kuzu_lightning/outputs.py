@@ -47,6 +47,12 @@ def source_of(path: str | Path | PdfPage | None) -> dict | None:
     return {**source, "page": path.number, "dpi": path.dpi} if isinstance(path, PdfPage) else source
 
 
+def scan_of(source: dict) -> Path | PdfPage:
+    """The scan a page's JSON records as its ``source`` (:func:`source_of`): its path, or its page of a PDF."""
+    path = Path(source["path"])
+    return PdfPage(path, source["page"], source["dpi"]) if "page" in source else path
+
+
 _SOURCE_HEAD = re.compile(rb'\A\{\s*"source":\s*\{\s*"size":\s*(\d+),\s*"mtime_ns":\s*(\d+)')
 
 

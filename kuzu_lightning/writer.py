@@ -10,6 +10,7 @@ scan's path relative to the common folder of its inputs, without suffix):
 - ``{key}.txt`` with the format ``txt``: its text, one line per column in reading order;
 - ``{key}.page.xml`` with the format ``page``: its PAGE XML (:mod:`kuzu_lightning.page_xml`);
 - ``{key}.alto.xml`` with the format ``alto``: its ALTO v4 (:mod:`kuzu_lightning.alto`);
+- with ``html``, ``{key}.html`` and ``{key}.view.jpg``: the page in the viewer (:mod:`kuzu_lightning.viewer`);
 - ``{key}.png`` with the format ``png``: the scan beside its transcription (:func:`~kuzu_lightning.viz.draw_transcription`,
   at the page's full size when the batch carries it; none for a page that could not be read).
 
@@ -21,7 +22,8 @@ At the end, once every process has written its pages (under DDP each process wri
 first process streams the JSON files of the run's pages, in their order, into ``out/summary.json`` (how many pages
 there are and are done, the failed ones and the inputs that are no pages with their reasons, those missing, the
 characters, this run's pages/s) and, when ``csv`` is given, the Kaggle submission: a row for every page, empty for
-a page that could not be read or on which nothing was recognised (each logged, naming the page). Nothing of a page
+a page that could not be read or on which nothing was recognised (each logged, naming the page), and with ``html`` the
+viewer's index. Nothing of a page
 is kept in memory after its files are written, so the files are the same whatever the number of processes and
 however large the run.
 """
@@ -45,6 +47,7 @@ from kuzu_lightning.data.formats import format_predictions
 from kuzu_lightning.outputs import source_of, write_page_json, write_page_text, write_submission_rows, write_xml
 from kuzu_lightning.page_xml import page_xml
 from kuzu_lightning.records import recognized_page
+from kuzu_lightning.viewer import write_page_view, write_site
 from kuzu_lightning.viz import draw_transcription, write_png
 
 log = logging.getLogger(__name__)
@@ -87,10 +90,10 @@ def page_json(out: Path, key: str) -> Path:
 
 
 def write_page_files(page: dict, batch: dict, i: int, out: Path, formats: Sequence[str],
-                     source: dict | None = None) -> None:
+                     source: dict | None = None, html: bool = False) -> None:
     """The files of one recognised ``page`` (page ``i`` of ``batch``) under ``out``, at its ``image_id``: its picture,
     text, PAGE XML and ALTO when ``formats`` ask for them (the XML naming its scan, ``source["path"]``, else its key),
-    then its JSON last (with its ``source``,
+    and with ``html`` its page in the viewer (:mod:`kuzu_lightning.viewer`), then its JSON last (with its ``source``,
     :func:`~kuzu_lightning.outputs.source_of`), so that a page whose JSON exists has all its files."""
     result, key = recognized_page(page), page["image_id"]
     if "png" in formats and batch["images"][i] is not None:
@@ -102,6 +105,8 @@ def write_page_files(page: dict, batch: dict, i: int, out: Path, formats: Sequen
         write_xml(out / f"{key}.page.xml", page_xml(result, scan))
     if "alto" in formats:
         write_xml(out / f"{key}.alto.xml", alto_xml(result, scan))
+    if html:
+        write_page_view(out, key, result.to_dict(), None if batch["images"][i] is None else page_image(batch, i))
     write_page_json(page_json(out, key), result, source)
 
 
@@ -157,15 +162,16 @@ class PageWriter(BasePredictionWriter):
         out: the folder of the pages' files (created).
         formats: what to write per page besides the JSON, of :data:`FORMATS`.
         csv: the Kaggle submission to write at the end, or None.
+        html: also write each page's page in the viewer and, at the end, its index (:mod:`kuzu_lightning.viewer`).
         pages: the run's pages as ``(key, source)`` for the summary and the submission, in their order, pages done by
             an earlier run included (``kuzu recognize`` resumes); default: the DataModule's ``predict_pages()``.
         rejected: the inputs that are no pages (:class:`~kuzu_lightning.collection.Rejected`), for the summary.
     """
 
     def __init__(self, out: str | Path, formats: Sequence[str] = ("json", "txt"), csv: str | Path | None = None,
-                 pages: Sequence[tuple[str, str]] | None = None, rejected: Sequence[Rejected] = ()):
+                 pages: Sequence[tuple[str, str]] | None = None, rejected: Sequence[Rejected] = (), html: bool = False):
         super().__init__(write_interval="batch")
-        self.out, self.formats = Path(out), parse_formats(formats)
+        self.out, self.formats, self.html = Path(out), parse_formats(formats), html
         self.csv = Path(csv) if csv else None
         self.pages, self.rejected = pages, rejected
         self.sources: dict[str, dict | None] = {}
@@ -184,7 +190,7 @@ class PageWriter(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         for i, page in enumerate(prediction):  # an unreadable page is logged by the loader, with its reason
-            write_page_files(page, batch, i, self.out, self.formats, self.sources.get(page["image_id"]))
+            write_page_files(page, batch, i, self.out, self.formats, self.sources.get(page["image_id"]), self.html)
 
     def on_predict_end(self, trainer, pl_module) -> None:
         if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
@@ -194,3 +200,5 @@ class PageWriter(BasePredictionWriter):
         predicted = [(page.image_id, str(page.image_path)) for page in trainer.datamodule.predict_pages()]
         self.summary = summarise(self.out, self.pages or predicted, self.csv, time.perf_counter() - self._start,
                                  len(predicted), self.rejected)
+        if self.html:
+            write_site(self.out, [key for key, _ in self.pages or predicted])

@@ -110,11 +110,14 @@ def test_kuzu_predict_takes_ensembles_and_test_time_views_as_the_recognizer_sett
     from kuzu_lightning.tools.recipes import predict
 
     command_line = ["predict", "--preset", "demo", "--detector", "d1.ckpt", "d2.ckpt", "--classifier", "c.ckpt",
-                    "--page_scales", "0.8", "1", "--crop_shifts", "0.05", "--crop_scales", "1.1", "--top_k", "3"]
+                    "--page_scales", "0.8", "1", "--crop_shifts", "0.05", "--crop_scales", "1.1", "--top_k", "3",
+                    "--html"]
     args, rest = parser_for("predict").parse_known_args(command_line)
     args.passed_on = rest
     _, arguments = predict.lightning_arguments(args)
-    model = printed_config(RecognizeCLI, "predict", arguments[1:], capsys)["model"]["init_args"]
+    config = printed_config(RecognizeCLI, "predict", arguments[1:], capsys)
+    model = config["model"]["init_args"]
+    assert config["html"] is True
     assert model["detector_ckpt"] == ["d1.ckpt", "d2.ckpt"] and model["classifier_ckpt"] == "c.ckpt"
     assert model["page_scales"] == [0.8, 1.0] and model["top_k"] == 3
     assert model["crop_views"] == [[0.0, 0.0, 1.0], [0.05, 0.0, 1.0], [-0.05, 0.0, 1.0], [0.0, 0.05, 1.0],

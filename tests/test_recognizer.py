@@ -59,7 +59,7 @@ def predict_args(data_dir: Path, checkpoints, out: Path) -> list[str]:
     return [*recipe("recognizer", "demo"), "--data.data_dir", str(data_dir), *PAGE_SCALE,
             "--model.detector_ckpt", str(checkpoints[0]), "--model.classifier_ckpt", str(checkpoints[1]),
             "--trainer.logger", "false", "--trainer.default_root_dir", str(out), "--csv", str(out / "submission.csv"),
-            "--out", str(out / "pages"), "--formats", "json,txt,page,alto,png", "--model.top_k", "3"]
+            "--out", str(out / "pages"), "--formats", "json,txt,page,alto,png", "--model.top_k", "3", "--html", "true"]
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +241,9 @@ def test_predict_py_writes_every_row_in_order_json_text_and_pictures(predicted, 
             assert all(0 <= x <= page["width"] and 0 <= y <= page["height"] for x, y in points)
             picture = cv2.imread(str(out / "pages" / f"{image_id}.png"))  # scan and transcription, at full size
             assert picture.shape[:2] == (page["height"], 2 * page["width"])
+    index = (out / "pages" / "index.html").read_text(encoding="utf-8")  # the viewer's, a page for each page
+    assert [image_id for image_id in ids if f'href="{image_id}.html"' in index] == ids
+    assert all((out / "pages" / f"{image_id}.html").is_file() for image_id in ids)
     assert f"page {corrupt_id} could not be read" in log
     assert log.count(corrupt_id) >= 2  # the loader's error, and the writer's empty-row message
     summary = json.loads((out / "pages" / "summary.json").read_text())

@@ -23,7 +23,7 @@ import numpy as np
 
 from kuzu_lightning.data.formats import DataFormatError
 from kuzu_lightning.data.kaggle import Page
-from kuzu_lightning.data.pdf import PdfPage
+from kuzu_lightning.outputs import scan_of
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,7 @@ def read_pseudo_labels(folder: str | Path, confidence: float) -> list[Page]:
         try:
             page = json.loads(path.read_text(encoding="utf-8"))
             source = page["source"]
-            scan = Path(source["path"])
-            if "page" in source:  # a page of a PDF
-                scan = PdfPage(scan, source["page"], source["dpi"])
+            scan = scan_of(source)
         except (ValueError, KeyError, TypeError):
             raise DataFormatError(f"{path}: not a page's JSON of `kuzu recognize` (no source path)") from None
         reason = f"it records an error ({page['error']})" if page.get("error") else _changed(source)

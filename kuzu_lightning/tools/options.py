@@ -29,6 +29,9 @@ FORMATS_HELP = ("what to write per page, comma-separated: json (always), txt (it
                 "(PAGE XML), alto (ALTO v4) and png (the scan beside its transcription)")
 
 
+HTML_HELP = "also write a static site to browse the pages in a web browser (OUT/index.html)"
+
+
 ENSEMBLE_OPTIONS = {  # the options that take one value or more: how each value is shown and read
     "detector": ("CKPT", str), "classifier": ("CKPT", str), "page_scales": ("FACTOR", float),
     "crop_shifts": ("SHARE", float), "crop_scales": ("FACTOR", float),

@@ -10,6 +10,7 @@ from kuzu_lightning.cli import PRESETS
 from kuzu_lightning.tools.options import (
     ADAPTATION_HELP,
     ENSEMBLE_OPTIONS,
+    HTML_HELP,
     adaptation_settings,
     add_adaptation_options,
     add_ensemble_option,
@@ -81,6 +82,7 @@ class RecipeCommand:
             add_test_time_options(parser)
         if self.name == "predict":
             add_adaptation_options(parser)
+            parser.add_argument("--html", action="store_true", help=HTML_HELP)
 
     def lightning_arguments(self, args: argparse.Namespace) -> tuple[type, list[str]]:
         """The CLI class and the arguments it runs with."""
@@ -99,6 +101,8 @@ class RecipeCommand:
         if "page_scales" in args:
             for key, value in test_time_settings(args).items():
                 arguments += [f"--model.{key}", json.dumps(value)]
+        if getattr(args, "html", False):
+            arguments += ["--html", "true"]
         settings = adaptation_settings(args) if "adapt" in args else None  # checked before any model loads
         if settings is not None:
             arguments += ["--adapt", "true"]

@@ -7,7 +7,8 @@ folders, glob patterns (``"scans/**/*.tif"``) and text files (``.txt``, ``.lst``
 the pages of :func:`~kuzu_lightning.collection.find_collection`, each written under ``DIR`` at its key (its path
 relative to the common folder of the inputs; ``scans/a/001.jpg`` and ``scans/b/001.jpg`` give ``DIR/a/001.*`` and
 ``DIR/b/001.*``): its JSON and the ``--formats`` asked for (text, PAGE XML, ALTO, picture), each character with its
-``--top_k`` readings, as :class:`~kuzu_lightning.writer.PageWriter` writes them, the JSON last. Nothing under ``DIR``
+``--top_k`` readings, as :class:`~kuzu_lightning.writer.PageWriter` writes them, the JSON last; with ``--html``, a
+static site to browse them in a web browser (:mod:`kuzu_lightning.viewer`, ``DIR/index.html``). Nothing under ``DIR``
 is read as an input.
 
 **Resumable**: a page is done when its JSON exists and records the scan (of a PDF's page: the PDF) as it is now (size
@@ -51,6 +52,7 @@ from kuzu_lightning.outputs import recorded_source
 from kuzu_lightning.thresholds import THRESHOLDS, read_thresholds, unit_interval
 from kuzu_lightning.tools.options import (
     FORMATS_HELP,
+    HTML_HELP,
     adaptation_settings,
     add_adaptation_options,
     add_ensemble_option,
@@ -68,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a CharClassifier checkpoint, or several sharing one class table (an ensemble)")
     parser.add_argument("--out", required=True, type=Path, help="the output folder (created)")
     parser.add_argument("--formats", default="json,txt", help=f"{FORMATS_HELP} (default json,txt)")
+    parser.add_argument("--html", action="store_true", help=HTML_HELP)
     parser.add_argument("--top_k", type=int, help="the readings kept per character as its alternatives (default 5)")
     parser.add_argument("--csv", type=Path, help="also write a Kaggle-format submission of all pages here")
     parser.add_argument("--pdf_dpi", type=argument_type(positive), default=DEFAULT_DPI,
@@ -143,6 +146,7 @@ def run(args: argparse.Namespace) -> dict | None:
 
     from kuzu_lightning.data.pages import PageDataModule
     from kuzu_lightning.models.recognizer import Recognizer
+    from kuzu_lightning.viewer import write_site
     from kuzu_lightning.writer import PageWriter, check_writable, parse_formats, summarise
 
     formats, settings = parse_formats(args.formats), recognizer_settings(args)  # all checked before anything is read
@@ -164,7 +168,7 @@ def run(args: argparse.Namespace) -> dict | None:
     todo = [Page(key, image_path=path) for key, path in collection.pages if not page_done(args.out, key, path)]
     log.info("%d pages, %d already done, %d to recognise", len(pages), len(pages) - len(todo), len(todo))
     recognizer = Recognizer.from_checkpoints(args.detector, args.classifier, **settings)
-    writer = PageWriter(args.out, formats, args.csv, pages, collection.rejected)
+    writer = PageWriter(args.out, formats, args.csv, pages, collection.rejected, args.html)
     callbacks = [writer]
     if adaptation and todo:
         from kuzu_lightning.adaptation import adapt_books
@@ -183,7 +187,12 @@ def run(args: argparse.Namespace) -> dict | None:
         dist.barrier()
     if not trainer.is_global_zero:
         return None
-    summary = writer.summary if todo else summarise(args.out, pages, args.csv, 0.0, 0, collection.rejected)
+    if todo:
+        summary = writer.summary
+    else:
+        summary = summarise(args.out, pages, args.csv, 0.0, 0, collection.rejected)
+        if args.html:
+            write_site(args.out, [key for key, _ in pages])
     print(f"{summary['done']} of {summary['pages']} pages done ({summary['recognised_now']} now, "
           f"{summary['pages_per_s']} pages/s), {len(summary['failed'])} failed; {args.out / 'summary.json'}")
     del lock

@@ -1,1 +1,2 @@
-"""What several tests share that is not a fixture: a tiny training run, a W&B log reader, an interrupting callback."""
+"""What several tests share that is not a fixture: a tiny training run, a W&B log reader, an interrupting callback, a
+recognised page built by hand."""
