@@ -45,6 +45,7 @@ from kuzu_lightning.data.splits import book_id
 from kuzu_lightning.data.transforms import char_strong_transform
 from kuzu_lightning.models.checkpoints import checkpoint_paths, load_trained, read_checkpoint
 from kuzu_lightning.models.classifier import CharClassifier
+from kuzu_lightning.pretrained import resolve
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def adapt_book(recognizer: L.LightningModule, book: str, pages: Sequence[Page], 
     """Adapt each classifier of ``recognizer`` to the ``pages`` of ``book`` and save it at its ``paths`` (one per
     classifier), unless the checkpoints there are :func:`reusable`. Returns what was done: ``reused``, or the counts,
     the pages and the seconds it took."""
-    sources = checkpoint_paths(recognizer.hparams.classifier_ckpt)
+    sources = [resolve(source, "classifier") for source in checkpoint_paths(recognizer.hparams.classifier_ckpt)]
     if all(reusable(path, source, settings) for path, source in zip(paths, sources)):
         log.info("book %s: its adapted classifiers are reused (%s)", book, paths[0].parent)
         return {"reused": True}

@@ -259,8 +259,8 @@ class RecognizeCLI(ProjectCLI):
         data = config.data.init_args
         if not all(key in data for key in SPLIT_AND_SCALE):
             return
-        detector = trained_data_settings(checkpoint_paths(config.model.init_args.detector_ckpt)[0])
-        classifier = trained_data_settings(checkpoint_paths(config.model.init_args.classifier_ckpt)[0])
+        detector = trained_data_settings(checkpoint_paths(config.model.init_args.detector_ckpt)[0], "detector")
+        classifier = trained_data_settings(checkpoint_paths(config.model.init_args.classifier_ckpt)[0], "classifier")
         for key in SPLIT_AND_SCALE:
             if data[key] is None and detector.get(key) is not None:
                 data[key] = detector[key]

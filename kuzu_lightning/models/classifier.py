@@ -21,7 +21,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from kuzu_lightning.data.vocabulary import UNK
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
-from kuzu_lightning.models.checkpoints import record_class
+from kuzu_lightning.models.checkpoints import record_class, start_from
 from kuzu_lightning.models.optim import build_optimizer, build_schedule
 from kuzu_lightning.models.two_head_se import TwoHeadSE
 
@@ -42,18 +42,22 @@ class CharClassifier(L.LightningModule):
         optimizer, lr, weight_decay, momentum: see :func:`~kuzu_lightning.models.optim.build_optimizer`.
         schedule, warmup_steps: see :func:`~kuzu_lightning.models.optim.lr_factor`.
         top_k: how many candidates ``predict_step`` returns per crop.
+        init_from: start from the weights of this trained checkpoint, or released model's name (fine-tuning; a class
+            of another class table starts afresh, see :func:`~kuzu_lightning.models.checkpoints.start_from`).
     """
 
     def __init__(self, codes: list[str], backbone: str = "legacy_xception", pretrained: bool = False,
                  weights_path: str | None = None, dropout: float = 0.5, se_reduction: int = 16,
                  head_weights: tuple[float, float] = (1.0, 1.0), label_smoothing: float = 0.0,
                  optimizer: str = "adam", lr: float = 1e-3, weight_decay: float = 0.0, momentum: float = 0.9,
-                 schedule: str = "cosine", warmup_steps: int = 500, top_k: int = 5):
+                 schedule: str = "cosine", warmup_steps: int = 500, top_k: int = 5, init_from: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.codes = list(codes)
         self.network = TwoHeadSE(len(self.codes), backbone, pretrained, weights_path, dropout, se_reduction)
         self.unk_index = self.codes.index(UNK) if UNK in self.codes else None
+        if init_from:
+            start_from(self, init_from)
         k = min(5, len(self.codes))
         accuracy = MetricCollection({
             f"top{n}{head}": MulticlassAccuracy(len(self.codes), top_k=n, average="micro")

@@ -42,7 +42,7 @@ from kuzu_lightning.data.pages import PageDataset, collate_whole_pages
 from kuzu_lightning.geometry import to_original
 from kuzu_lightning.kuzushiji_f1 import KuzushijiF1
 from kuzu_lightning.metrics import MAX_PREDICTIONS_PER_PAGE
-from kuzu_lightning.models.checkpoints import record_class
+from kuzu_lightning.models.checkpoints import record_class, start_from
 from kuzu_lightning.models.optim import build_optimizer, build_schedule
 
 RESNETS = ("resnet50", "resnet101", "resnet152")
@@ -129,6 +129,7 @@ class CharDetector(L.LightningModule):
         optimizer, lr, momentum, weight_decay: see :func:`~kuzu_lightning.models.optim.build_optimizer`
             (the original: SGD 0.005, momentum 0.9, weight decay 5e-4).
         schedule, warmup_steps, milestones, gamma: see :func:`~kuzu_lightning.models.optim.lr_factor`.
+        init_from: start from the weights of this trained checkpoint, or released model's name (fine-tuning).
     """
 
     def __init__(self, backbone: str = "resnet50", pretrained: bool = False, weights_path: str | None = None,
@@ -139,7 +140,8 @@ class CharDetector(L.LightningModule):
                  score_threshold: float = 0.5,
                  sweep: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), optimizer: str = "sgd",
                  lr: float = 0.005, momentum: float = 0.9, weight_decay: float = 5e-4, schedule: str = "step",
-                 warmup_steps: int = 500, milestones: tuple[float, ...] = (0.67, 0.89), gamma: float = 0.1):
+                 warmup_steps: int = 500, milestones: tuple[float, ...] = (0.67, 0.89), gamma: float = 0.1,
+                 init_from: str | None = None):
         super().__init__()
         if box_detections_per_img > MAX_PREDICTIONS_PER_PAGE:
             raise ValueError(f"box_detections_per_img={box_detections_per_img} is above the "
@@ -154,6 +156,8 @@ class CharDetector(L.LightningModule):
         self.val_f1 = nn.ModuleList(KuzushijiF1(class_agnostic=True) for _ in self.thresholds)
         self.test_f1 = nn.ModuleList(KuzushijiF1(class_agnostic=True) for _ in self.thresholds)
         self.validated_threshold: float | None = None
+        if init_from:
+            start_from(self, init_from)
 
     @property
     def detection_threshold(self) -> float:

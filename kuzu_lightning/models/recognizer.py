@@ -58,8 +58,9 @@ from kuzu_lightning.models.checkpoints import checkpoint_paths, load_trained
 from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.crops import cut_crops
 from kuzu_lightning.models.detector import CharDetector
+from kuzu_lightning.pretrained import DEFAULT_MODEL, release_thresholds
 from kuzu_lightning.records import RecognizedPage, recognized_page
-from kuzu_lightning.thresholds import unit_interval
+from kuzu_lightning.thresholds import read_thresholds, unit_interval
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,8 @@ class Recognizer(L.LightningModule):
 
     Args:
         detector_ckpt, classifier_ckpt: Lightning checkpoints of a ``CharDetector`` and a ``CharClassifier``, or a
-            list of each (an ensemble; the classifiers must share one class table).
+            list of each (an ensemble; the classifiers must share one class table); a released model's name stands
+            for its checkpoint (:mod:`kuzu_lightning.pretrained`).
         detection_threshold: detections scoring below are ignored (default: the mean of the detectors'
             ``detection_threshold``, each chosen on its validation books); between 0 and 1.
         min_confidence: characters whose class probability is below are dropped; between 0 and 1.
@@ -172,6 +174,12 @@ class Recognizer(L.LightningModule):
             return str(paths) if isinstance(paths, (str, Path)) else [str(path) for path in paths]
 
         return cls(setting(detector_ckpt), setting(classifier_ckpt), **kwargs).eval()
+
+    @classmethod
+    def from_pretrained(cls, name: str = DEFAULT_MODEL, **kwargs) -> Recognizer:
+        """The released model ``name`` (:mod:`kuzu_lightning.pretrained`) at the thresholds it was released with, in
+        eval mode; ``kwargs`` as for the constructor (thresholds given here win)."""
+        return cls.from_checkpoints(name, name, **{**read_thresholds(release_thresholds(name)), **kwargs})
 
     # ------------------------------------------------------------------ the pipeline, in stages
 

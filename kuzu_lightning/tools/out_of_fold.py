@@ -43,7 +43,7 @@ def held_out_pages(pages: list[Page], detectors: list[str]) -> dict[str, list[st
     """The ids of ``pages`` each detector checkpoint did not train on: its split's validation side."""
     held_out = {}
     for path in detectors:
-        settings = trained_data_settings(path)
+        settings = trained_data_settings(path, "detector")
         if "n_folds" not in settings:
             raise ValueError(f"{path}: records no training split (not a CharDetector checkpoint of train.py fit?)")
         _, val = book_split(pages, settings["n_folds"], settings["fold"], settings.get("val_books"))
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         if checkpoint_model(path) != "CharDetector":
             raise SystemExit(f"error: {path}: not a CharDetector checkpoint" + ("" if Path(path).is_file() else
                                                                               " (no such file)"))
-    data_dir = args.data_dir or trained_data_settings(args.detector[0]).get("data_dir")
+    data_dir = args.data_dir or trained_data_settings(args.detector[0], "detector").get("data_dir")
     if not data_dir:
         raise SystemExit(f"error: {args.detector[0]} records no data_dir: give --data_dir")
     gpu = args.accelerator == "gpu" or (args.accelerator == "auto" and torch.cuda.is_available())

@@ -1,6 +1,7 @@
-"""``kuzu recognize INPUT... --out DIR --detector CKPT... --classifier CKPT...``: transcribe collections of page scans,
-with one model of each kind or an ensemble, and test-time augmentation (``--page_scales``, ``--crop_shifts``,
-``--crop_scales``; see :mod:`kuzu_lightning.ensemble`).
+"""``kuzu recognize INPUT... [--out DIR] [--detector CKPT...] [--classifier CKPT...]``: transcribe collections of page
+scans, with one model of each kind or an ensemble (checkpoints, or released models by name; by default the released
+:data:`~kuzu_lightning.pretrained.DEFAULT_MODEL` at its own thresholds), and test-time augmentation
+(``--page_scales``, ``--crop_shifts``, ``--crop_scales``; see :mod:`kuzu_lightning.ensemble`).
 
 ``INPUT`` is any mix of image files, PDFs (each page rendered at ``--pdf_dpi``, ``book.pdf`` keyed ``book/0001``...),
 folders, glob patterns (``"scans/**/*.tif"``) and text files (``.txt``, ``.lst``) listing such inputs, one per line:
@@ -49,6 +50,7 @@ from kuzu_lightning.collection import find_collection, printable
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.data.pdf import DEFAULT_DPI, PdfPage
 from kuzu_lightning.outputs import recorded_source
+from kuzu_lightning.pretrained import DEFAULT_MODEL, is_model_name, release_thresholds
 from kuzu_lightning.thresholds import THRESHOLDS, read_thresholds, unit_interval
 from kuzu_lightning.tools.options import (
     FORMATS_HELP,
@@ -65,10 +67,14 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, PDFs, folders, globs or lists of paths")
-    add_ensemble_option(parser, "detector", required=True, help="a CharDetector checkpoint, or several (an ensemble)")
-    add_ensemble_option(parser, "classifier", required=True,
-                        help="a CharClassifier checkpoint, or several sharing one class table (an ensemble)")
-    parser.add_argument("--out", required=True, type=Path, help="the output folder (created)")
+    add_ensemble_option(parser, "detector", default=[DEFAULT_MODEL],
+                        help=f"a CharDetector checkpoint or a released model's name, or several (an ensemble); "
+                             f"default {DEFAULT_MODEL}")
+    add_ensemble_option(parser, "classifier", default=[DEFAULT_MODEL],
+                        help=f"a CharClassifier checkpoint or a released model's name, or several sharing one class "
+                             f"table (an ensemble); default {DEFAULT_MODEL}")
+    parser.add_argument("--out", type=Path, default=Path("transcripts"),
+                        help="the output folder (created; default transcripts)")
     parser.add_argument("--formats", default="json,txt", help=f"{FORMATS_HELP} (default json,txt)")
     parser.add_argument("--html", action="store_true", help=HTML_HELP)
     parser.add_argument("--top_k", type=int, help="the readings kept per character as its alternatives (default 5)")
@@ -98,9 +104,14 @@ def positive(text: str) -> float:
 
 
 def recognizer_settings(args: argparse.Namespace) -> dict:
-    """The Recognizer's settings: the thresholds from ``--config`` and the command line (the command line wins),
-    ``--top_k``, and the test-time augmentation's."""
-    settings = read_thresholds(args.config) if args.config else {}
+    """The Recognizer's settings: the thresholds from ``--config`` (without one, a released model's own when both
+    models are that one) and the command line (the command line wins), ``--top_k``, and the test-time
+    augmentation's."""
+    config = args.config
+    if config is None and args.detector == args.classifier and len(args.detector) == 1 and is_model_name(
+            args.detector[0]):
+        config = release_thresholds(args.detector[0])
+    settings = read_thresholds(config) if config else {}
     settings.update({key: getattr(args, key) for key in (*THRESHOLDS, "top_k") if getattr(args, key) is not None})
     return {**settings, **test_time_settings(args)}
 
