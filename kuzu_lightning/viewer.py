@@ -105,7 +105,7 @@ def _doubtful(character: dict) -> str:
 def _char_span(i: int, character: dict) -> str:
     readings = [[r["char"], r["code"], round(r["probability"], 4)] for r in character.get("alternatives") or
                 [{"char": character["char"], "code": character["code"], "probability": character["probability"]}]]
-    return (f'<span class="char{_doubtful(character)}" data-i="{i}" title="{character["code"]}" '
+    return (f'<span class="char{_doubtful(character)}" data-i="{i}" title="{html.escape(character["code"])}" '
             f'data-alternatives="{html.escape(json.dumps(readings, ensure_ascii=False))}">'
             f'{html.escape(character["char"])}</span>')
 

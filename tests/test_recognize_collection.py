@@ -4,6 +4,7 @@ against two DDP processes."""
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -250,6 +251,13 @@ def test_thresholds_and_outputs_on_the_command_line_are_checked_before_any_model
     with pytest.raises(SystemExit):
         kuzu_recognize(*common, "--out", str(tmp_path / "out"), "--detection_threshold", "-1")
     assert "detection_threshold must be a number between 0 and 1, not '-1'" in capsys.readouterr().err
+    for option, value, message in (("--top_k", "0", "must be 1 or more, not 0"),
+                                   ("--pdf_dpi", "0", "must be above 0, not 0"),
+                                   ("--formats", "json,hocr", "unknown output format(s) hocr")):
+        with pytest.raises((SystemExit, ValueError), match="" if option != "--formats" else re.escape(message)):
+            kuzu_recognize(*common, "--out", str(tmp_path / "out"), option, value)
+        assert option == "--formats" or f"argument {option}: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # refused before anything was written
     (tmp_path / "a_file").write_text("not a folder")
     with pytest.raises(OSError, match=f"cannot write the submission to {tmp_path / 'a_file'}"):
         kuzu_recognize(*common, "--out", str(tmp_path / "out"), "--csv", str(tmp_path / "a_file" / "submission.csv"))

@@ -12,10 +12,10 @@ relative to the common folder of the inputs; ``scans/a/001.jpg`` and ``scans/b/0
 static site to browse them in a web browser (:mod:`kuzu_lightning.viewer`, ``DIR/index.html``). Nothing under ``DIR``
 is read as an input.
 
-**Resumable**: a page is done when its JSON exists and records the scan (of a PDF's page: the PDF) as it is now (size
-and modification time);
-a run started again skips the pages done, redoes those whose scan changed, and removes the temporary files of a
-killed run, so a run killed at any point and started again completes every page exactly once. A page that cannot
+**Resumable**: a page is done when its JSON exists and records the scan (of a PDF's page: the PDF) as it is now
+(size and modification time); a run started again skips the pages done, redoes those whose scan changed, and removes
+the temporary files of a killed run, so a run killed at any point and started again completes every page exactly
+once. A page that cannot
 be read is logged, gets its JSON with the reason, and the run goes on; an input that is no page (a missing path, a
 broken link, a FIFO, a folder that cannot be listed...) is listed with its reason. ``DIR/summary.json`` counts the
 pages and lists every failure; ``--csv FILE`` writes the Kaggle submission of all pages (``image_id`` is the page's
@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the output folder (created; default transcripts)")
     parser.add_argument("--formats", default="json,txt", help=f"{FORMATS_HELP} (default json,txt)")
     parser.add_argument("--html", action="store_true", help=HTML_HELP)
-    parser.add_argument("--top_k", type=int, help="the readings kept per character as its alternatives (default 5)")
+    parser.add_argument("--top_k", type=argument_type(at_least_one),
+                        help="the readings kept per character as its alternatives (default 5)")
     parser.add_argument("--csv", type=Path, help="also write a Kaggle-format submission of all pages here")
     parser.add_argument("--pdf_dpi", type=argument_type(positive), default=DEFAULT_DPI,
                         help=f"the resolution PDF pages are rendered at, in dots per inch (default {DEFAULT_DPI:g})")
@@ -100,6 +101,14 @@ def positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise ValueError(f"must be above 0, not {text}")
+    return value
+
+
+def at_least_one(text: str) -> int:
+    """A whole number of 1 or more; ``ValueError`` naming it otherwise."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be 1 or more, not {text}")
     return value
 
 
