@@ -23,7 +23,9 @@ COMMANDS = {  # name: (module in kuzu_lightning.tools, one line of help)
     "train": ("recipes:train", "train the detector or the classifier from a shipped recipe (LightningCLI fit)"),
     "validate": ("recipes:validate", "validate a model, or both together end to end, on the validation books"),
     "predict": ("recipes:predict", "recognise a Kaggle-layout folder's test pages: a submission and each page's files"),
-    "recognize": ("recognize", "transcribe folders of scans: each page's JSON, text and picture (resumable)"),
+    "recognize": ("recognize", "transcribe scans and PDFs: each page's JSON, text, PAGE XML, ALTO, picture, and a "
+                               "site to browse them (resumable)"),
+    "codh": ("codh", "CODH books as a Kaggle-layout folder, to train or fine-tune on"),
     "score": ("score", "the competition F1 of a submission against a solution"),
     "out-of-fold": ("out_of_fold", "the detected boxes of the training pages, each page read out of fold"),
     "baseline": ("baseline", "the model-free ink-blob baseline on a folder's test pages"),
