@@ -148,11 +148,15 @@ def page_html(page: dict, key: str, out: Path, image: str | None) -> str:
 def write_page_view(out: Path, key: str, page: dict, image: np.ndarray | None) -> None:
     """``{key}.view.jpg`` (``image``, the scan as RGB ``uint8``, made smaller) and ``{key}.html`` under ``out``."""
     view = out / f"{key}.view.jpg"
+    view.unlink(missing_ok=True)  # an earlier run's, of the scan as it was
     if image is not None:
         small = resize_longest_side(image, VIEW_LONGEST_SIDE) if max(image.shape[:2]) > VIEW_LONGEST_SIDE else image
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
-        view.parent.mkdir(parents=True, exist_ok=True)
-        view.write_bytes(data.tobytes())
+        encoded, data = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if encoded:
+            view.parent.mkdir(parents=True, exist_ok=True)
+            view.write_bytes(data.tobytes())
+        else:
+            log.warning("page %s: its scan could not be encoded for the viewer", key)
     with atomic_file(out / f"{key}.html") as handle:
         handle.write(page_html(page, key, out, _href(view, view.parent) if view.exists() else None))
 

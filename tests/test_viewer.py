@@ -128,3 +128,8 @@ def test_kuzu_recognize_writes_the_site_also_for_pages_read_before(checkpoints, 
     (out / f"{keys[0]}.json").unlink()
     run(["recognize", str(scans), "--out", str(out), "--html", *models])  # read now: written with the page
     assert (out / f"{keys[0]}.html").stat().st_mtime_ns >= (out / f"{keys[0]}.view.jpg").stat().st_mtime_ns
+    broken = scans / f"{keys[1]}.tif"
+    broken.write_bytes(broken.read_bytes()[:3000])  # the scan changed and cannot be read: no picture of it stays
+    run(["recognize", str(scans), "--out", str(out), "--html", *models])
+    assert not (out / f"{keys[1]}.view.jpg").exists()
+    assert "this page could not be read" in (out / f"{keys[1]}.html").read_text(encoding="utf-8")
