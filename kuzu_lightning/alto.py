@@ -56,9 +56,7 @@ def alto_xml(page: RecognizedPage, image_filename: str, created: datetime | None
     software = _element(step, "processingSoftware")
     _element(software, "softwareName", "kuzu_lightning")
     _element(software, "softwareVersion", __version__)
-    blocks = [(name, [j for j, line in enumerate(page.lines) if line.gloss == gloss])
-              for name, gloss in (("main", False), ("glosses", True))]
-    blocks = [(name, lines) for name, lines in blocks if lines]
+    blocks = page.parts()
     if any(name == "glosses" for name, _ in blocks):
         _element(_element(root, "Tags"), "LayoutTag", ID="gloss", LABEL="gloss",
                  DESCRIPTION="a side gloss (furigana) beside a line of the main text")

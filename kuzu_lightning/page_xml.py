@@ -64,9 +64,7 @@ def page_xml(page: RecognizedPage, image_filename: str, created: datetime | None
         _element(metadata, "Comments").text = f"the page could not be read: {page.error}"
     xml_page = _element(root, "Page", imageFilename=image_filename, imageWidth=page.width, imageHeight=page.height,
                         primaryLanguage="Japanese", readingDirection="top-to-bottom", textLineOrder="right-to-left")
-    regions = [(name, [j for j, line in enumerate(page.lines) if line.gloss == gloss])
-               for name, gloss in (("main", False), ("glosses", True))]
-    regions = [(name, lines) for name, lines in regions if lines]
+    regions = page.parts()
     if regions:
         group = _element(_element(xml_page, "ReadingOrder"), "OrderedGroup", id="reading_order")
         for index, (name, _) in enumerate(regions):

@@ -79,6 +79,13 @@ class RecognizedPage:
     def text(self) -> str:
         return "".join(line.text + "\n" for line in self.lines if not line.gloss)
 
+    def parts(self) -> list[tuple[str, list[int]]]:
+        """The page's text in two parts, each only when it has lines: ``("main", ...)`` and ``("glosses", ...)``, the
+        indices of their lines in reading order."""
+        parts = [(name, [j for j, line in enumerate(self.lines) if line.gloss == gloss])
+                 for name, gloss in (("main", False), ("glosses", True))]
+        return [(name, lines) for name, lines in parts if lines]
+
     def characters_of(self, line: TextLine) -> str:
         """The characters of ``line`` as read, top to bottom, without the glosses beside it."""
         return "".join(self.characters[i].char for i in line.characters)
