@@ -23,9 +23,8 @@ first process streams the JSON files of the run's pages, in their order, into ``
 there are and are done, the failed ones and the inputs that are no pages with their reasons, those missing, the
 characters, this run's pages/s) and, when ``csv`` is given, the Kaggle submission: a row for every page, empty for
 a page that could not be read or on which nothing was recognised (each logged, naming the page), and with ``html`` the
-viewer's index. Nothing of a page
-is kept in memory after its files are written, so the files are the same whatever the number of processes and
-however large the run.
+viewer's index. Nothing of a page is kept in memory after its files are written, so the files are the same whatever
+the number of processes and however large the run.
 """
 
 from __future__ import annotations
@@ -42,9 +41,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from kuzu_lightning.alto import alto_xml
 from kuzu_lightning.atomic import atomic_file, partial_name
-from kuzu_lightning.collection import Rejected
+from kuzu_lightning.collection import Rejected, printable
 from kuzu_lightning.data.formats import format_predictions
-from kuzu_lightning.outputs import source_of, write_page_json, write_page_text, write_submission_rows, write_xml
+from kuzu_lightning.outputs import scan_of, source_of, write_page_json, write_page_text, write_submission_rows, write_xml
 from kuzu_lightning.page_xml import page_xml
 from kuzu_lightning.records import recognized_page
 from kuzu_lightning.viewer import write_page_view, write_site
@@ -100,7 +99,7 @@ def write_page_files(page: dict, batch: dict, i: int, out: Path, formats: Sequen
         write_png(out / f"{key}.png", draw_transcription(page_image(batch, i), result))
     if "txt" in formats:
         write_page_text(out / f"{key}.txt", result)
-    scan = (source["path"] + (f"#page={source['page']}" if "page" in source else "")) if source else key
+    scan = printable(scan_of(source)) if source else key
     if "page" in formats:
         write_xml(out / f"{key}.page.xml", page_xml(result, scan))
     if "alto" in formats:
