@@ -11,9 +11,10 @@ A released model is a folder named as the model is, ``kuzu-synthetic-v1`` say, h
 - ``release.json``: its name, licence, each file's size and SHA-256, and the checkpoints it was made from.
 
 Wherever a checkpoint is asked for (``--detector``, ``--classifier``, ``model.detector_ckpt``...), a released model's
-name stands for its checkpoint of that kind; ``kuzu recognize`` with neither uses :data:`DEFAULT_MODEL`, at its
-thresholds. The package's released models are in ``kuzu_lightning/pretrained/``; ``$KUZU_MODELS`` names further
-folders of them (``:``-separated; searched first). ``scripts/release_model.py`` makes one (:func:`release`).
+name stands for its checkpoint of that kind, and a pair of one released model reads at its thresholds unless others
+are given (:func:`own_thresholds`); ``kuzu recognize`` with neither uses :data:`DEFAULT_MODEL`. The package's
+released models are in ``kuzu_lightning/pretrained/``; ``$KUZU_MODELS`` names further folders of them
+(``:``-separated; searched first). ``scripts/release_model.py`` makes one (:func:`release`).
 Imports neither torch nor Lightning, but for :func:`release`.
 """
 
@@ -76,6 +77,18 @@ def resolve(setting: str | os.PathLike, kind: str) -> str | os.PathLike:
 def release_thresholds(name: str) -> Path:
     """The thresholds file of the released model ``name``."""
     return released_model(name) / FILES["thresholds"]
+
+
+def own_thresholds(detector_ckpt, classifier_ckpt) -> dict[str, float]:
+    """The thresholds a released model was released with when both settings name that one model (a name, or a list
+    of that one name), else none: a released pair reads at its own thresholds unless others are given."""
+    from kuzu_lightning.thresholds import read_thresholds
+
+    names = {setting for value in (detector_ckpt, classifier_ckpt)
+             for setting in ([value] if isinstance(value, (str, os.PathLike)) else list(value))}
+    if len(names) != 1 or not is_model_name(name := names.pop()):
+        return {}
+    return read_thresholds(release_thresholds(name))
 
 
 def _sha256(path: Path) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from kuzu_lightning import Recognizer
 from kuzu_lightning.data.images import decode_page
@@ -80,8 +81,10 @@ def test_a_released_model_loads_by_name_at_its_thresholds_and_reads_as_its_check
     assert {NAME, DEFAULT_MODEL} <= set(released_models())
     by_name = Recognizer.from_pretrained(NAME)
     original = Recognizer.from_checkpoints(*checkpoints)
-    assert (by_name.detection_threshold, by_name.hparams.min_confidence) == (0.3, 0.05)
-    assert Recognizer.from_pretrained(NAME, min_confidence=0.2).hparams.min_confidence == 0.2
+    assert (by_name.detection_threshold, by_name.min_confidence) == (0.3, 0.05)
+    assert Recognizer.from_pretrained(NAME, min_confidence=0.2).min_confidence == 0.2
+    mixed = Recognizer.from_checkpoints(NAME, checkpoints[1])  # not one released pair: the detector's own, no floor
+    assert (mixed.detection_threshold, mixed.min_confidence) == (original.detection_threshold, 0.0)
     path = sorted((synthetic_dir / "test_images").glob("*.jpg"))[0]
     image = decode_page(path)
     batch = collate_whole_pages([page_item(path.stem, image, (image.shape[1], image.shape[0]), 512, image)])
@@ -115,6 +118,23 @@ def test_kuzu_recognize_reads_a_scan_with_the_released_model_when_given_no_check
     with pytest.raises(ValueError, match="no released model 'kuzu-missing-v9' .*released models here: "):
         run(["recognize", str(scan), "--out", str(tmp_path / "other"), "--detector", "kuzu-missing-v9",
              "--classifier", NAME])
+
+
+def test_predict_py_reads_a_kaggle_folder_with_a_released_model_at_its_thresholds(models_here, synthetic_dir,
+                                                                                   tmp_path):
+    from kuzu_lightning.tools.kuzu import run
+
+    out = tmp_path / "predicted"
+    cli = run(["predict", "--preset", "demo", "--data_dir", str(synthetic_dir), "--detector", NAME, "--classifier", NAME,
+               "--out", str(out / "pages"), "--csv", str(out / "submission.csv"), "--trainer.logger", "false",
+               "--trainer.default_root_dir", str(out)])
+    config = yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))["model"]["init_args"]
+    assert (config["detector_ckpt"], config["detection_threshold"], config["min_confidence"]) == (NAME, None, None)
+    assert (cli.model.detection_threshold, cli.model.min_confidence) == (0.3, 0.05)  # the release's, as no other given
+    for scan in (synthetic_dir / "test_images").glob("*.jpg"):
+        page = json.loads((out / "pages" / f"{scan.stem}.json").read_text(encoding="utf-8"))
+        assert all(c["probability"] >= 0.05 for c in page["characters"])
+    assert (out / "submission.csv").read_text().startswith("image_id,labels")
 
 
 def test_fine_tuning_starts_from_a_released_model_and_keeps_the_rows_of_the_codes_it_knows(models_here, checkpoints,

@@ -370,7 +370,7 @@ def test_validate_prints_the_error_budget_and_writes_the_best_thresholds_predict
     predict = RecognizeCLI(args=["predict", *args, "--config", str(thresholds), "--csv", str(tmp_path / "s.csv"),
                                  "--out", str(tmp_path / "pages")])
     assert predict.model.detection_threshold == chosen["detection_threshold"]
-    assert predict.model.hparams.min_confidence == chosen["min_confidence"]
+    assert predict.model.min_confidence == chosen["min_confidence"]
     assert (tmp_path / "s.csv").is_file()
 
 

@@ -58,9 +58,9 @@ from kuzu_lightning.models.checkpoints import checkpoint_paths, load_trained
 from kuzu_lightning.models.classifier import CharClassifier
 from kuzu_lightning.models.crops import cut_crops
 from kuzu_lightning.models.detector import CharDetector
-from kuzu_lightning.pretrained import DEFAULT_MODEL, release_thresholds
+from kuzu_lightning.pretrained import DEFAULT_MODEL, own_thresholds
 from kuzu_lightning.records import RecognizedPage, recognized_page
-from kuzu_lightning.thresholds import read_thresholds, unit_interval
+from kuzu_lightning.thresholds import unit_interval
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,11 @@ class Recognizer(L.LightningModule):
         detector_ckpt, classifier_ckpt: Lightning checkpoints of a ``CharDetector`` and a ``CharClassifier``, or a
             list of each (an ensemble; the classifiers must share one class table); a released model's name stands
             for its checkpoint (:mod:`kuzu_lightning.pretrained`).
-        detection_threshold: detections scoring below are ignored (default: the mean of the detectors'
-            ``detection_threshold``, each chosen on its validation books); between 0 and 1.
-        min_confidence: characters whose class probability is below are dropped; between 0 and 1.
+        detection_threshold: detections scoring below are ignored (default: a released model's own when both
+            checkpoints are that one, else the mean of the detectors' ``detection_threshold``, each chosen on its
+            validation books); between 0 and 1.
+        min_confidence: characters whose class probability is below are dropped (default: a released model's own
+            when both checkpoints are that one, else 0); between 0 and 1.
         max_characters: most characters per page (at most 1200, the submission's limit).
         page_longest_side: the scale pages are detected at (default: the first detector's training
             DataModule's ``eval_longest_side``, else
@@ -114,7 +116,8 @@ class Recognizer(L.LightningModule):
     """
 
     def __init__(self, detector_ckpt: str | list[str], classifier_ckpt: str | list[str],
-                 detection_threshold: ClosedUnitInterval | None = None, min_confidence: ClosedUnitInterval = 0.0,
+                 detection_threshold: ClosedUnitInterval | None = None,
+                 min_confidence: ClosedUnitInterval | None = None,
                  max_characters: int = MAX_PREDICTIONS_PER_PAGE, page_longest_side: int | None = None,
                  page_scales: tuple[float, ...] = (1.0,), fusion_iou: float = FUSION_IOU,
                  char_crop_size: int | None = None, char_crop_margin: float | None = None,
@@ -123,9 +126,11 @@ class Recognizer(L.LightningModule):
                  threshold_grid: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                  confidence_grid: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)):
         super().__init__()
-        detection_threshold = None if detection_threshold is None else unit_interval("detection_threshold",
-                                                                                      detection_threshold)
-        min_confidence = unit_interval("min_confidence", min_confidence)
+        own = own_thresholds(detector_ckpt, classifier_ckpt)
+        detection_threshold = (own.get("detection_threshold") if detection_threshold is None
+                               else unit_interval("detection_threshold", detection_threshold))
+        self.min_confidence = unit_interval("min_confidence", own.get("min_confidence", 0.0) if min_confidence is None
+                                            else min_confidence)
         if max_characters > MAX_PREDICTIONS_PER_PAGE:
             raise ValueError(f"max_characters={max_characters} is above the {MAX_PREDICTIONS_PER_PAGE} "
                              "predictions a submission may hold per page")
@@ -179,7 +184,7 @@ class Recognizer(L.LightningModule):
     def from_pretrained(cls, name: str = DEFAULT_MODEL, **kwargs) -> Recognizer:
         """The released model ``name`` (:mod:`kuzu_lightning.pretrained`) at the thresholds it was released with, in
         eval mode; ``kwargs`` as for the constructor (thresholds given here win)."""
-        return cls.from_checkpoints(name, name, **{**read_thresholds(release_thresholds(name)), **kwargs})
+        return cls.from_checkpoints(name, name, **kwargs)
 
     # ------------------------------------------------------------------ the pipeline, in stages
 
@@ -265,7 +270,7 @@ class Recognizer(L.LightningModule):
         results = []
         for i, found in enumerate(self.detect(batch) if detections is None else detections):
             probabilities = self.classify_boxes(batch, i, found["boxes"])
-            page = self.characters(found, probabilities, self.detection_threshold, self.hparams.min_confidence)
+            page = self.characters(found, probabilities, self.detection_threshold, self.min_confidence)
             alternatives, alternative_probabilities = self.alternatives(probabilities[page.pop("rows")])
             results.append({
                 "image_id": batch["image_ids"][i], "size": tuple(batch["sizes"][i].tolist()), "error": errors[i],
@@ -298,7 +303,7 @@ class Recognizer(L.LightningModule):
             truth = {"boxes": batch["boxes"][i],
                      "labels": torch.tensor([self.class_index.get(c, -1) for c in batch["codes"][i]], dtype=torch.long)}
             probabilities = self.classify_boxes(batch, i, found["boxes"])
-            page = self.characters(found, probabilities, self.detection_threshold, self.hparams.min_confidence)
+            page = self.characters(found, probabilities, self.detection_threshold, self.min_confidence)
             metrics = [self.val_f1, self.val_detection_f1]
             book = book_id(batch["image_ids"][i])
             if book in self.val_book_f1:

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> dict:
     detection = score_csv(settings.csv, solution, class_agnostic=True)
     result = {"f1": scores["f1"], "precision": scores["precision"], "recall": scores["recall"],
               "detection_f1": detection["f1"], "detection_threshold": cli.model.detection_threshold,
-              "min_confidence": cli.model.hparams.min_confidence, "budget": budget,
+              "min_confidence": cli.model.min_confidence, "budget": budget,
               "wall_s": round(time.perf_counter() - start, 1), "detector": best["detector"],
               "classifier": best["classifier"], "thresholds": str(thresholds), "submission": str(settings.csv),
               "pages": str(settings.out)}

@@ -50,7 +50,7 @@ from kuzu_lightning.collection import find_collection, printable
 from kuzu_lightning.data.kaggle import Page
 from kuzu_lightning.data.pdf import DEFAULT_DPI, PdfPage
 from kuzu_lightning.outputs import recorded_source
-from kuzu_lightning.pretrained import DEFAULT_MODEL, is_model_name, release_thresholds
+from kuzu_lightning.pretrained import DEFAULT_MODEL
 from kuzu_lightning.thresholds import THRESHOLDS, read_thresholds, unit_interval
 from kuzu_lightning.tools.options import (
     FORMATS_HELP,
@@ -113,14 +113,10 @@ def at_least_one(text: str) -> int:
 
 
 def recognizer_settings(args: argparse.Namespace) -> dict:
-    """The Recognizer's settings: the thresholds from ``--config`` (without one, a released model's own when both
-    models are that one) and the command line (the command line wins), ``--top_k``, and the test-time
+    """The Recognizer's settings: the thresholds from ``--config`` and the command line (the command line wins; a
+    released model given for both reads at its own thresholds without them), ``--top_k``, and the test-time
     augmentation's."""
-    config = args.config
-    if config is None and args.detector == args.classifier and len(args.detector) == 1 and is_model_name(
-            args.detector[0]):
-        config = release_thresholds(args.detector[0])
-    settings = read_thresholds(config) if config else {}
+    settings = read_thresholds(args.config) if args.config else {}
     settings.update({key: getattr(args, key) for key in (*THRESHOLDS, "top_k") if getattr(args, key) is not None})
     return {**settings, **test_time_settings(args)}
 
