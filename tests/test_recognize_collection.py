@@ -20,7 +20,7 @@ import torch
 
 from kuzu_lightning.collection import find_collection
 from kuzu_lightning.data.pseudo_labels import read_pseudo_labels
-from kuzu_lightning.tools.recognize import exit_status
+from kuzu_lightning.tools.recognize import decoding_workers, exit_status
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same float arithmetic in one process and in two
@@ -382,3 +382,11 @@ def test_adapt_settings_are_checked_before_any_model_loads(tmp_path):
     with pytest.raises(SystemExit, match="--adapt runs on one device"):
         kuzu_recognize(str(tmp_path), "--detector", "x.ckpt", "--classifier", "y.ckpt", "--out", str(tmp_path / "o"),
                        "--adapt", "--devices", "2")
+
+
+def test_pages_are_decoded_in_worker_processes_only_where_they_pay(monkeypatch):
+    assert decoding_workers(3, 1) == 3 and decoding_workers(0, 500) == 0  # --num_workers, as given
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(2)), raising=False)
+    assert decoding_workers(None, 500) == 0  # no core to spare on 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(16)), raising=False)
+    assert (decoding_workers(None, 500), decoding_workers(None, 9)) == (2, 0)  # a worker's start-up outweighs 9 pages
