@@ -172,3 +172,24 @@ def test_fine_tuning_starts_from_a_released_model_and_keeps_the_rows_of_the_code
     assert torch.load(tuned, weights_only=True)["hyper_parameters"]["init_from"] == NAME
     monkeypatch.setenv("KUZU_MODELS", str(tmp_path / "nowhere"))
     assert load_trained(CharClassifier, tuned)[0].codes == chars.codes
+
+
+def test_the_shipped_model_is_whole_and_reads_unseen_synthetic_books(synthetic_dir, tmp_path, monkeypatch):
+    import hashlib
+
+    from kuzu_lightning.metrics import score_csv
+    from kuzu_lightning.pretrained import PACKAGE_MODELS, released_model
+    from kuzu_lightning.tools.kuzu import run
+
+    monkeypatch.delenv("KUZU_MODELS", raising=False)
+    folder = released_model(DEFAULT_MODEL)
+    assert folder == PACKAGE_MODELS / DEFAULT_MODEL
+    record = json.loads((folder / "release.json").read_text(encoding="utf-8"))
+    for file, expected in record["files"].items():
+        assert hashlib.sha256((folder / file).read_bytes()).hexdigest() == expected["sha256"], file
+    assert sum(file["bytes"] for file in record["files"].values()) < 60e6
+    summary = run(["recognize", str(synthetic_dir / "test_images"), "--out", str(tmp_path / "read"), "--csv",
+                   str(tmp_path / "submission.csv"), "--accelerator", "cpu"])  # no checkpoint: the shipped model
+    assert (summary["done"], summary["failed"]) == (3, [])
+    scores = score_csv(tmp_path / "submission.csv", synthetic_dir / "test_solution.csv")
+    assert scores["f1"] > 0.6, scores  # books of the generator it never saw, in smaller pages than it trained on

@@ -99,3 +99,13 @@ def test_the_real_data_folder_comes_from_the_option_or_the_environment(tmp_path,
     assert real_data_dir(tmp_path) == tmp_path
     monkeypatch.setenv(REAL_DATA_VARIABLE, str(tmp_path / "elsewhere"))
     assert real_data_dir(None) == tmp_path / "elsewhere" and real_data_dir(tmp_path) == tmp_path
+
+
+@pytest.mark.slow
+def test_the_shipped_model_reads_the_real_pages_as_its_card_says(shared_dir, monkeypatch):
+    monkeypatch.delenv("KUZU_MODELS", raising=False)
+    result = bench_real(shared_dir, ["kuzu-synthetic-v1"], ["kuzu-synthetic-v1"])
+    assert (result["detection_threshold"], result["characters"], result["true_box_characters"]) == (0.6, 1450, 1292)
+    measured = (result["detection"]["overall"]["f1"], result["true_box_top1"], result["true_box_top5"],
+                result["end_to_end"]["overall"]["f1"], result["kmnist_top1"])
+    assert measured == pytest.approx((0.804, 0.310, 0.461, 0.190, 0.396), abs=0.01)  # MODEL_CARD.md's figures
