@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from kuzu_lightning.cli import CONFIGS, RecognizeCLI, TrainCLI, recipe
+from kuzu_lightning.pretrained import DEFAULT_MODEL
 
 COMMANDS = [(TrainCLI, "fit", "detector"), (TrainCLI, "fit", "classifier"), (RecognizeCLI, "predict", "recognizer"),
             (RecognizeCLI, "validate", "recognizer")]
@@ -59,6 +60,11 @@ def test_the_synthetic_models_read_the_pages_of_their_own_data_set(subcommand, c
     assert config["model"]["init_args"]["classifier_ckpt"].startswith("outputs/synthetic/classifier/")
     outputs = [config["trainer"]["default_root_dir"], config["csv"], config["out"]]
     assert all(path.startswith("outputs/synthetic/") for path in outputs)
+
+
+def test_the_real_recipe_reads_with_the_released_model_until_given_checkpoints(capsys):
+    config = printed_config(RecognizeCLI, "predict", recipe("recognizer"), capsys)["model"]["init_args"]
+    assert (config["detector_ckpt"], config["classifier_ckpt"]) == (DEFAULT_MODEL, DEFAULT_MODEL)
 
 
 def test_every_file_in_configs_is_used_by_a_command():
